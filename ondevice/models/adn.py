@@ -1,0 +1,88 @@
+"""What every Adaptive Depth Network here shares: a stem, S gated stages, a head.
+
+A model's ``forward(x, gates)`` is ``forward_head(stage_S(...stage_1(forward_stem(x))))`` where each
+stage runs ``forward_stage(i, x, skip)``. Export lowers one stage per gate, so every model
+implements these three methods and nothing else needs to know its architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .gates import Gates, GatesLike
+
+__all__ = ["AdnModel", "AdnStage", "InputSpec", "n_mandatory"]
+
+
+def n_mandatory(n_blocks: int) -> int:
+    """Mandatory blocks of an n-block stage (PAPERS.md A): the first min(n-1, (n+1)//2) blocks."""
+    if n_blocks < 2:
+        raise ValueError(f"an ADN stage needs at least 2 blocks (1 mandatory + 1 skippable), got {n_blocks}")
+    return min(n_blocks - 1, (n_blocks + 1) // 2)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input a model expects; recorded with checkpoints and bundles so the apps preprocess the same way."""
+
+    in_chans: int
+    image_size: int
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+
+    def shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        return (batch, self.in_chans, self.image_size, self.image_size)
+
+
+class AdnStage(nn.ModuleList):
+    """Blocks of one stage: the first ``n_mandatory`` always run, the rest only when the stage is not skipped.
+
+    Every block is called as ``block(x, skip)`` so mandatory blocks can pick their *_skip norms.
+    Indexing keeps the official state-dict keys (``layer1.0``, ``features.2.1``).
+    """
+
+    def __init__(self, blocks: list[nn.Module], n_mandatory: int) -> None:
+        super().__init__(blocks)
+        self.n_mandatory = n_mandatory
+
+    def forward(self, x: Tensor, skip: bool) -> Tensor:  # type: ignore[override]
+        for i, block in enumerate(self):
+            if skip and i >= self.n_mandatory:
+                break
+            x = block(x, skip)
+        return x
+
+
+class AdnModel(nn.Module):
+    """Base class: subclasses set ``num_stages``/``input_spec`` and define stem, stage and head."""
+
+    num_stages: int
+    input_spec: InputSpec
+
+    def forward_stem(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward_stage(self, index: int, x: Tensor, skip: bool) -> Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, gates: GatesLike = None) -> Tensor:
+        """Logits of the sub-network chosen by ``gates`` (None: super-net, as in the official ResNet/ViT)."""
+        gates = Gates.coerce(gates, self.num_stages)
+        if x.dim() != 4 or x.shape[1] != self.input_spec.in_chans:
+            raise ValueError(
+                f"expected images of shape [N, {self.input_spec.in_chans}, H, W], got {list(x.shape)}"
+            )
+        x = self.forward_stem(x)
+        for index, skip in enumerate(gates):
+            x = self.forward_stage(index, x, skip)
+        return self.forward_head(x)
+
+    @torch.no_grad()
+    def example_input(self, batch: int = 1) -> Tensor:
+        return torch.randn(self.input_spec.shape(batch))
