@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from .adn import AdnModel
 
-__all__ = ["register_model", "build_model", "list_models", "model_description"]
+__all__ = ["build_model", "list_models", "model_description", "register_model"]
 
 _BUILDERS: dict[str, Callable[..., AdnModel]] = {}
 Builder = TypeVar("Builder", bound=Callable[..., AdnModel])

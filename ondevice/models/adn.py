@@ -75,9 +75,7 @@ class AdnModel(nn.Module):
         """Logits of the sub-network chosen by ``gates`` (None: super-net, as in the official ResNet/ViT)."""
         gates = Gates.coerce(gates, self.num_stages)
         if x.dim() != 4 or x.shape[1] != self.input_spec.in_chans:
-            raise ValueError(
-                f"expected images of shape [N, {self.input_spec.in_chans}, H, W], got {list(x.shape)}"
-            )
+            raise ValueError(f"expected images of shape [N, {self.input_spec.in_chans}, H, W], got {list(x.shape)}")
         x = self.forward_stem(x)
         for index, skip in enumerate(gates):
             x = self.forward_stage(index, x, skip)

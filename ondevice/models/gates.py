@@ -11,9 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Union
 
-__all__ = ["Gates", "GatesLike", "all_gates", "super_net", "base_net"]
+__all__ = ["Gates", "GatesLike", "all_gates", "base_net", "super_net"]
 
 
 @dataclass(frozen=True, order=True)
@@ -34,7 +33,9 @@ class Gates:
         """Parse the official "TFTF" form (T = skip). ``num_stages`` checks the length when given."""
         if not isinstance(text, str) or not text or set(text) - {"T", "F"}:
             example = "F" * (num_stages or 4)
-            raise ValueError(f"gates {text!r}: use one letter T (skip) or F (run) per stage, e.g. {example!r} (super-net)")
+            raise ValueError(
+                f"gates {text!r}: use one letter T (skip) or F (run) per stage, e.g. {example!r} (super-net)"
+            )
         gates = cls(tuple(c == "T" for c in text))
         if num_stages is not None:
             gates.check(num_stages)
@@ -85,7 +86,7 @@ class Gates:
 
     @property
     def name(self) -> str:
-        """"super-net", "base-net", or the TF string for the sub-networks in between."""
+        """ "super-net", "base-net", or the TF string for the sub-networks in between."""
         if self.is_super_net:
             return "super-net"
         if self.is_base_net:
@@ -105,7 +106,7 @@ class Gates:
         return self.skip[index]
 
 
-GatesLike = Union[Gates, str, Sequence[bool], Sequence[int], None]
+GatesLike = Gates | str | Sequence[bool] | Sequence[int] | None
 
 
 def super_net(num_stages: int) -> Gates:

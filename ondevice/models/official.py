@@ -62,7 +62,9 @@ def load_official_state_dict(model: AdnModel, obj: Mapping[str, object], *, pref
             if items:
                 shown = ", ".join(items[:8]) + (f" ... (+{len(items) - 8} more)" if len(items) > 8 else "")
                 parts.append(f"{len(items)} {label}: {shown}")
-        parts.append("check the model name and num_classes (ResNet-50: resnet50_adn, MobileNetV2: mobilenet_v2_adn, ...)")
+        parts.append(
+            "check the model name and num_classes (ResNet-50: resnet50_adn, MobileNetV2: mobilenet_v2_adn, ...)"
+        )
         raise OfficialCheckpointError("; ".join(parts))
     model.load_state_dict(state, strict=True)
     return model

@@ -180,7 +180,9 @@ def _adn_resnet(block: Any, layers: tuple[int, ...], widths: tuple[int, ...], **
 @register_model
 def resnet50_adn(*, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> AdnResNet:
     """ResNet-50-ADN, ImageNet layout: blocks [3,4,6,3], mandatory [2,2,3,2]; keys match the official checkpoints."""
-    return _adn_resnet(Bottleneck, (3, 4, 6, 3), (64, 128, 256, 512), num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return _adn_resnet(
+        Bottleneck, (3, 4, 6, 3), (64, 128, 256, 512), num_classes=num_classes, in_chans=in_chans, **kwargs
+    )
 
 
 @register_model

@@ -1,0 +1,74 @@
+"""Checkpoints that describe themselves: written atomically, read with ``weights_only=True``.
+
+A checkpoint holds the model's registry name and kwargs, the data spec (normalization, input size),
+the training config, progress and RNG state, so ``--resume``, ``eval`` and ``export`` rebuild
+everything from the file alone.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_path
+from .models import AdnModel, build_model
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "ondevice-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used, with the reason and the fix."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically: a killed process leaves the previous file whole."""
+    state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``; clear errors for missing, truncated or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with `ondevice train --out DIR`")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+        raise CheckpointError(
+            f"{path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}); the file is truncated, "
+            "corrupt or not a PyTorch checkpoint. Use the previous checkpoint or retrain"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not an ondevice checkpoint; official ADN weights are imported with "
+            "ondevice.models.official.read_official_checkpoint"
+        )
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {state.get('version')}, this ondevice reads version {CHECKPOINT_VERSION}"
+        )
+    return state
+
+
+def load_model(path_or_state: str | Path | dict[str, Any]) -> tuple[AdnModel, dict[str, Any]]:
+    """The trained model (eval mode) and its checkpoint dict."""
+    state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state)
+    model = build_model(state["model_name"], **state["model_kwargs"])
+    model.load_state_dict(state["model"])
+    return model.eval(), state

@@ -1,0 +1,305 @@
+"""Training: ADN self-distillation (PAPERS.md A) and the two baselines it is compared with.
+
+One process:      ondevice train --model resnet20_adn --data mnist --epochs 8 --out runs/adn
+Two CPU workers:  torchrun --standalone --nproc_per_node=2 -m ondevice train --out runs/adn-ddp
+Resume a killed run from its last epoch:  ondevice train --out runs/adn --resume
+
+Methods (``--method``):
+  adn          each step: super-net CE (weight alpha), backward; base-net KD from the detached
+               super-net logits (weight (1-alpha) T^2), backward; one optimizer step.
+  static       plain CE on one fixed gate setting (``--gates``; default the super-net): an
+               individually trained network of that depth.
+  random-skip  LayerDrop-style: each step every stage is skipped with probability ``skip_prob``
+               (with its *_skip norms), plain CE on that sub-network.
+The official code distils on the teacher's top-k logits (k=500 of 1000 ImageNet classes); with the
+few classes of the data sets here all logits are used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from tqdm import tqdm
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import DataSpec, DataSplits, load_data
+from .models import AdnModel, Gates, base_net, build_model, super_net
+
+__all__ = ["METHODS", "TrainConfig", "adn_distillation_loss", "train"]
+
+METHODS = ("adn", "static", "random-skip")
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in its checkpoint so ``--resume`` rebuilds the same run."""
+
+    model: str = "resnet20_adn"
+    data: str = "mnist"
+    data_root: str | None = None
+    image_size: int | None = None
+    limit: int | None = None
+    method: str = "adn"
+    gates: str | None = None  # static: the gate setting trained (default super-net)
+    skip_prob: float = 0.5  # random-skip: probability that a stage skips its skippable sub-path
+    alpha: float = 0.5  # adn: weight of the super-net's label loss; the base-net's KD gets 1 - alpha
+    temperature: float = 1.0  # adn: KD temperature T
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown training method {self.method!r}; choose one of {list(METHODS)}")
+        if self.gates is not None and self.method != "static":
+            raise ValueError(f"--gates is for --method static, not {self.method!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.skip_prob <= 1.0:
+            raise ValueError(f"skip_prob must be in [0, 1], got {self.skip_prob}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def adn_distillation_loss(z_base: Tensor, z_super: Tensor, temperature: float) -> Tensor:
+    """T^2 * KL(softmax(z_super / T) || softmax(z_base / T)), batch mean; the teacher is detached."""
+    teacher = F.softmax(z_super.detach() / temperature, dim=1)
+    student = F.log_softmax(z_base / temperature, dim=1)
+    return temperature**2 * F.kl_div(student, teacher, reduction="batchmean")
+
+
+# One function per method: forward(s) and backward(s) of one batch; the loop does the optimizer step.
+StepFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], dict[str, float]]
+
+
+def _adn_step(cfg: TrainConfig, num_stages: int) -> StepFn:
+    full, base = super_net(num_stages), base_net(num_stages)
+
+    def step(model: nn.Module, x: Tensor, y: Tensor, _: torch.Generator) -> dict[str, float]:
+        z_super = model(x, full)
+        loss_super = cfg.alpha * F.cross_entropy(z_super, y)
+        loss_super.backward()
+        z_base = model(x, base)
+        loss_base = (1.0 - cfg.alpha) * adn_distillation_loss(z_base, z_super, cfg.temperature)
+        loss_base.backward()
+        return {"loss_super": loss_super.item(), "loss_base": loss_base.item()}
+
+    return step
+
+
+def _static_step(cfg: TrainConfig, num_stages: int) -> StepFn:
+    gates = Gates.parse(cfg.gates, num_stages) if cfg.gates else super_net(num_stages)
+
+    def step(model: nn.Module, x: Tensor, y: Tensor, _: torch.Generator) -> dict[str, float]:
+        loss = F.cross_entropy(model(x, gates), y)
+        loss.backward()
+        return {"loss": loss.item()}
+
+    return step
+
+
+def _random_skip_step(cfg: TrainConfig, num_stages: int) -> StepFn:
+    def step(model: nn.Module, x: Tensor, y: Tensor, rng: torch.Generator) -> dict[str, float]:
+        skip = torch.rand(num_stages, generator=rng) < cfg.skip_prob
+        loss = F.cross_entropy(model(x, Gates(tuple(skip.tolist()))), y)
+        loss.backward()
+        return {"loss": loss.item()}
+
+    return step
+
+
+_STEPS = {"adn": _adn_step, "static": _static_step, "random-skip": _random_skip_step}
+
+
+@torch.no_grad()
+def accuracy(model: AdnModel, data: TensorDataset, gates: Gates, batch_size: int = 256) -> float:
+    """Top-1 accuracy (0..1) of one sub-network on a data set."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for x, y in DataLoader(data, batch_size=batch_size):
+        correct += (model(x.to(device), gates).argmax(1) == y.to(device)).sum().item()
+    model.train(was_training)
+    return correct / len(data)
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_master(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed() -> _Distributed:
+    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; gloo on CPU, NCCL on GPUs."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return _Distributed()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _build(cfg: TrainConfig, spec: DataSpec) -> AdnModel:
+    kwargs = {
+        "num_classes": spec.num_classes,
+        "in_chans": spec.in_chans,
+        "image_size": spec.image_size,
+        "mean": spec.mean,
+        "std": spec.std,
+        **cfg.model_kwargs,
+    }
+    cfg.model_kwargs = kwargs
+    return build_model(cfg.model, **kwargs)
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    data: DataSplits | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) a run in ``out_dir``; returns the path of its checkpoint, written after every epoch."""
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    state: dict[str, Any] | None = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {out_dir}; start the run without --resume")
+        state = load_checkpoint(ckpt_path)
+        cfg = TrainConfig.from_dict(state["train_config"])
+    ddp = _setup_distributed()
+    device = torch.device(f"cuda:{ddp.local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu" and ddp.world_size > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // ddp.world_size))
+    torch.manual_seed(cfg.seed + ddp.rank)
+
+    data = data or load_data(cfg.data, cfg.data_root, image_size=cfg.image_size, seed=cfg.seed, limit=cfg.limit)
+    model = _build(cfg, data.spec).to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    sampler = DistributedSampler(
+        data.train, num_replicas=ddp.world_size, rank=ddp.rank, shuffle=True, seed=cfg.seed, drop_last=True
+    )
+    loader = DataLoader(data.train, batch_size=cfg.batch_size, sampler=sampler, drop_last=True)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * len(loader))
+    start_epoch, history = 0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if len(state["rng"]) != ddp.world_size:
+            raise ValueError(
+                f"{ckpt_path} was written by {len(state['rng'])} process(es); resume it with the same number "
+                f"(torchrun --nproc_per_node={len(state['rng'])}), not {ddp.world_size}"
+            )
+        torch.set_rng_state(state["rng"][ddp.rank])
+        start_epoch, history = state["epoch"], state["history"]
+    net: nn.Module = model
+    if ddp.world_size > 1:
+        # Every method leaves some parameters unused in a step (skippable blocks or *_skip norms).
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    step_fn = _STEPS[cfg.method](cfg, model.num_stages)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        sampler.set_epoch(epoch)
+        gate_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + ddp.rank)
+        net.train()
+        totals: dict[str, float] = {}
+        start = time.perf_counter()
+        bar = tqdm(
+            loader,
+            desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not (progress and ddp.is_master),
+        )
+        for x, y in bar:
+            optimizer.zero_grad(set_to_none=True)
+            losses = step_fn(net, x.to(device), y.to(device), gate_rng)
+            optimizer.step()
+            scheduler.step()
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + v
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+        seconds = time.perf_counter() - start
+        record = {
+            "epoch": epoch + 1,
+            "seconds": seconds,
+            "images_per_s": len(loader) * cfg.batch_size * ddp.world_size / seconds,
+            **{k: v / len(loader) for k, v in totals.items()},
+        }
+        rng_states = _gather_rng_states(ddp)
+        if ddp.is_master:
+            n = model.num_stages
+            record["test_top1_super"] = accuracy(model, data.test, super_net(n))
+            record["test_top1_base"] = accuracy(model, data.test, base_net(n))
+            history.append(record)
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "model_name": cfg.model,
+                    "model_kwargs": cfg.model_kwargs,
+                    "data_spec": data.spec.to_dict(),
+                    "train_config": asdict(cfg),
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng_states,
+                    "history": history,
+                    "world_size": ddp.world_size,
+                },
+            )
+            if progress:
+                tqdm.write(
+                    f"epoch {epoch + 1}/{cfg.epochs}  {seconds:.1f}s  "
+                    + "  ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
+                )
+        if ddp.world_size > 1:
+            dist.barrier()
+    return ckpt_path
+
+
+def _gather_rng_states(ddp: _Distributed) -> list[Tensor]:
+    """Every rank's torch RNG state (dropout etc.), so a resumed run draws the same numbers."""
+    state = torch.get_rng_state()
+    if ddp.world_size == 1:
+        return [state]
+    gathered: list[Any] = [None] * ddp.world_size
+    dist.all_gather_object(gathered, state)
+    return gathered

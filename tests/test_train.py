@@ -1,0 +1,160 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ondevice import train as train_module
+from ondevice.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from ondevice.cli import main
+from ondevice.data import load_data
+from ondevice.models import build_model
+from ondevice.train import TrainConfig, adn_distillation_loss, train
+
+TINY = {"model": "resnet20_adn", "data": "digits", "limit": 64, "batch_size": 16, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits", limit=64)
+
+
+def _grad_names(model):
+    return {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+def _one_step(method, digits, **kw):
+    cfg = TrainConfig(**{**TINY, "method": method, **kw})
+    torch.manual_seed(0)
+    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8)
+    x, y = digits.train.tensors[0][:16], digits.train.tensors[1][:16]
+    losses = train_module._STEPS[method](cfg, model.num_stages)(model, x, y, torch.Generator().manual_seed(0))
+    return model, losses
+
+
+def test_distillation_loss_matches_definition_and_detaches_teacher():
+    z_super = torch.randn(4, 10, requires_grad=True)
+    z_base = torch.randn(4, 10, requires_grad=True)
+    t = 2.0
+    loss = adn_distillation_loss(z_base, z_super, t)
+    p = F.softmax(z_super / t, 1)
+    expected = t**2 * (p * (p.log() - F.log_softmax(z_base / t, 1))).sum(1).mean()
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert z_super.grad is None and z_base.grad is not None
+    assert adn_distillation_loss(z_super, z_super, t).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_adn_step_trains_super_net_and_base_net_norms(digits):
+    model, losses = _one_step("adn", digits)
+    assert set(losses) == {"loss_super", "loss_base"} and all(v >= 0 for v in losses.values())
+    names = _grad_names(model)
+    assert "layer1.2.conv1.weight" in names  # skippable block: super-net pass
+    assert "layer1.0.bn1_skip.weight" in names  # skip norm: base-net pass
+    assert "layer1.0.bn1.weight" in names
+
+
+def test_static_step_trains_only_its_gate_setting(digits):
+    model, losses = _one_step("static", digits, gates="TTT")
+    names = _grad_names(model)
+    assert "layer1.0.bn1_skip.weight" in names
+    assert "layer1.2.conv1.weight" not in names and "layer1.0.bn1.weight" not in names
+    model, _ = _one_step("static", digits)  # default: super-net
+    assert "layer1.0.bn1_skip.weight" not in _grad_names(model)
+
+
+def test_random_skip_step_trains_a_sampled_sub_network(digits):
+    model, losses = _one_step("random-skip", digits, skip_prob=1.0)
+    names = _grad_names(model)
+    assert "layer1.0.bn1_skip.weight" in names and "layer1.2.conv1.weight" not in names
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown training method 'kd'"):
+        TrainConfig(method="kd")
+    with pytest.raises(ValueError, match="--gates is for --method static"):
+        TrainConfig(gates="TTT")
+    with pytest.raises(ValueError, match="alpha must be in"):
+        TrainConfig(alpha=1.5)
+
+
+def test_train_writes_self_describing_checkpoint(tmp_path, digits):
+    path = train(TrainConfig(**TINY), tmp_path, data=digits, progress=False)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert state["data_spec"]["image_size"] == 8 and state["model_kwargs"]["in_chans"] == 1
+    model, _ = load_model(path)
+    assert model(torch.zeros(1, 1, 8, 8), "TFT").shape == (1, 10)
+
+
+def test_killed_run_resumes_exactly(tmp_path, digits, monkeypatch):
+    torch.set_num_threads(1)
+    straight = train(TrainConfig(**TINY), tmp_path / "straight", data=digits, progress=False)
+
+    real_save = train_module.save_checkpoint
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY), tmp_path / "killed", data=digits, progress=False)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
+    resumed = train(TrainConfig(), tmp_path / "killed", resume=True, data=digits, progress=False)
+
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert b["epoch"] == 2
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_truncated_checkpoint_gets_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path / "checkpoint.pt", {"model": {"w": torch.randn(1000)}})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated, corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="truncated, corrupt"):
+        train(TrainConfig(**TINY), tmp_path, resume=True, progress=False)
+    assert not list(tmp_path.glob("*.tmp")), "atomic writes leave no temp files"
+
+
+def test_foreign_and_missing_checkpoints(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an ondevice checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint.pt"):
+        train(TrainConfig(**TINY), tmp_path / "nothing", resume=True)
+
+
+def test_cli_reports_missing_data_dir(tmp_path, capsys):
+    code = main(["train", "--data", "imagefolder", "--data-root", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert code == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_cli_train_then_eval(tmp_path, capsys):
+    args = ["--data", "digits", "--limit", "64", "--batch-size", "16", "--epochs", "1"]
+    assert main(["train", *args, "--out", str(tmp_path)]) == 0
+    assert main(["eval", str(tmp_path / "checkpoint.pt")]) == 0
+    assert (tmp_path / "eval.json").is_file() and (tmp_path / "pareto.png").stat().st_size > 1000
+    assert "base-net" in capsys.readouterr().out
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    """torchrun with two gloo workers: both ranks train, rank 0 writes the checkpoint."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ondevice",
+           "train", "--data", "digits", "--limit", "64", "--batch-size", "8", "--epochs", "1", "--out", str(tmp_path)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
+    # 64 images / (2 ranks x 8) = 4 steps per epoch
+    assert state["scheduler"]["last_epoch"] == 4
