@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 from official_layout import EXPECT, fill_state_dict, layout_state_dict, official_layout, reference_input
-from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch import nn
 
-from ondevice.models import AdnModel, Gates, all_gates, build_model, list_models, super_net
+from ondevice.models import Gates, all_gates, build_model, list_models, super_net
+from ondevice.models.cost import count_flops, count_params_used
 from ondevice.models.mobilenetv2_adn import AdnMobileNetV2, mobilenet_v2_adn, mobilenet_v2_adn_small
 from ondevice.models.official import load_official_state_dict
 
@@ -31,21 +31,6 @@ def official() -> AdnMobileNetV2:
     model = mobilenet_v2_adn()
     model.load_state_dict(fill_state_dict(model.state_dict()))
     return model.eval()
-
-
-def _flops(model: AdnModel, x: Tensor, gates: Gates) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x, gates)
-    return counter.get_total_flops()
-
-
-def _params_used(model: AdnModel, x: Tensor, gates: Gates) -> int:
-    """Parameters that receive a gradient from the output of this sub-network."""
-    model.zero_grad(set_to_none=True)
-    model(x, gates).sum().backward()
-    used = sum(p.numel() for p in model.parameters() if p.grad is not None)
-    model.zero_grad(set_to_none=True)
-    return used
 
 
 # --- layout and checkpoint import -----------------------------------------------------------------------------
@@ -189,17 +174,15 @@ def test_residual_only_where_shape_is_kept() -> None:
 
 
 def test_params_used_match_official(official: AdnMobileNetV2, layout: dict) -> None:
-    x = torch.randn(1, 3, 32, 32)
     expected = layout["params_used_by_config"]
     for gates in all_gates(official.num_stages):
-        assert _params_used(official, x, gates) == expected[str(gates)], str(gates)
+        assert count_params_used(official, gates) == expected[str(gates)], str(gates)
     assert expected["FFFFF"] == layout["runs"]["super_net"]["params_used"]
     assert expected["TTTTT"] == layout["runs"]["base_net"]["params_used"]
 
 
 def test_flops_decrease_when_skipping(official: AdnMobileNetV2) -> None:
-    x = torch.zeros(1, 3, 32, 32)
-    flops = {g.skip: _flops(official, x, g) for g in all_gates(5)}
+    flops = {g.skip: count_flops(official, g) for g in all_gates(5)}
     for skip, value in flops.items():
         for i, flag in enumerate(skip):
             if not flag:  # skipping one more stage always saves FLOPs
@@ -207,9 +190,8 @@ def test_flops_decrease_when_skipping(official: AdnMobileNetV2) -> None:
 
 
 def test_flops_match_official_at_224(official: AdnMobileNetV2, layout: dict) -> None:
-    x = torch.zeros(1, 3, 224, 224)
     for gates in (super_net(5), Gates.parse("TTTTT"), Gates.parse("FTFTF")):
-        gmacs = _flops(official, x, gates) / 2e9
+        gmacs = count_flops(official, gates) / 2e9
         assert gmacs == pytest.approx(layout["gmacs_by_config_flopcounter"][str(gates)], abs=6e-5)
 
 
@@ -226,7 +208,7 @@ def test_small_variant_trains(in_chans: int, size: int) -> None:
         loss.backward()
         assert torch.isfinite(loss)
     assert all(p.grad is not None for p in model.parameters())  # super + base together touch every parameter
-    assert _flops(model.eval(), x[:1], super_net(5)) < 3 * 10**7  # < 15 M multiply-adds: cheap to train on CPU
+    assert count_flops(model.eval(), super_net(5)) < 3 * 10**7  # < 15 M multiply-adds: cheap to train on CPU
 
 
 # --- parity with the official implementation -----------------------------------------------------------------

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from official_layout import layout_state_dict, official_layout
+
 from ondevice.models import Gates, all_gates, build_model, list_models
 from ondevice.models.cost import count_flops, count_params_used
 from ondevice.models.official import OfficialCheckpointError, load_official_state_dict

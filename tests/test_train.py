@@ -149,10 +149,29 @@ def test_cli_train_then_eval(tmp_path, capsys):
 def test_ddp_two_processes_on_cpu(tmp_path):
     """torchrun with two gloo workers: both ranks train, rank 0 writes the checkpoint."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ondevice",
-           "train", "--data", "digits", "--limit", "64", "--batch-size", "8", "--epochs", "1", "--out", str(tmp_path)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "ondevice",
+        "train",
+        "--data",
+        "digits",
+        "--limit",
+        "64",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["world_size"] == 2 and len(state["rng"]) == 2

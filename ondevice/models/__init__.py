@@ -1,6 +1,6 @@
 """ADN models: gates (the one definition), the registry, and the architectures."""
 
-from . import resnet_adn  # noqa: F401  (registers the builders)
+from . import mobilenetv2_adn, resnet_adn, swin_adn, vit_adn  # noqa: F401  (registers the builders)
 from ._registry import build_model, list_models, model_description, register_model
 from .adn import AdnModel, AdnStage, InputSpec, n_mandatory
 from .gates import Gates, GatesLike, all_gates, base_net, super_net

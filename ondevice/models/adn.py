@@ -7,6 +7,7 @@ implements these three methods and nothing else needs to know its architecture.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -14,7 +15,10 @@ from torch import Tensor, nn
 
 from .gates import Gates, GatesLike
 
-__all__ = ["AdnModel", "AdnStage", "InputSpec", "n_mandatory"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "AdnModel", "AdnStage", "InputSpec", "add_skip_norms", "n_mandatory"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def n_mandatory(n_blocks: int) -> int:
@@ -22,6 +26,12 @@ def n_mandatory(n_blocks: int) -> int:
     if n_blocks < 2:
         raise ValueError(f"an ADN stage needs at least 2 blocks (1 mandatory + 1 skippable), got {n_blocks}")
     return min(n_blocks - 1, (n_blocks + 1) // 2)
+
+
+def add_skip_norms(module: nn.Module, names: tuple[str, ...]) -> None:
+    """Give a mandatory module an independent ``<name>_skip`` copy of each norm (skip-aware normalization)."""
+    for name in names:
+        setattr(module, f"{name}_skip", copy.deepcopy(getattr(module, name)))
 
 
 @dataclass(frozen=True)

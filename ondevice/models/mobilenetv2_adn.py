@@ -13,14 +13,12 @@ switches. State-dict keys, shapes and order are the official ones
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from torch import Tensor, nn
 
 from ._registry import register_model
-from .adn import AdnModel, AdnStage, InputSpec, n_mandatory
-from .resnet_adn import IMAGENET_MEAN, IMAGENET_STD
+from .adn import IMAGENET_MEAN, IMAGENET_STD, AdnModel, AdnStage, InputSpec, add_skip_norms, n_mandatory
 
 __all__ = ["AdnMobileNetV2", "ConvNormActivation", "InvertedResidual", "mobilenet_v2_adn", "mobilenet_v2_adn_small"]
 
@@ -69,7 +67,7 @@ class ConvNormActivation(nn.Module):
         self.conv_layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
         self.norm = nn.BatchNorm2d(out_channels)
         if not skippable:
-            self.norm_skip = copy.deepcopy(self.norm)
+            add_skip_norms(self, ("norm",))
         self.activation = nn.ReLU6(inplace=True) if activation else nn.Identity()
 
     def forward(self, x: Tensor, skip: bool = False) -> Tensor:

@@ -8,18 +8,14 @@ stem, the downsample BNs and ``fc`` are never switched. State-dict keys are torc
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from torch import Tensor, nn
 
 from ._registry import register_model
-from .adn import AdnModel, AdnStage, InputSpec, n_mandatory
+from .adn import IMAGENET_MEAN, IMAGENET_STD, AdnModel, AdnStage, InputSpec, add_skip_norms, n_mandatory
 
 __all__ = ["AdnResNet", "BasicBlock", "Bottleneck", "resnet20_adn", "resnet50_adn"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -28,12 +24,6 @@ def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
-
-
-def _add_skip_norms(block: nn.Module, names: tuple[str, ...]) -> None:
-    """Give a mandatory block an independent ``<name>_skip`` copy of each norm (skip-aware normalization)."""
-    for name in names:
-        setattr(block, f"{name}_skip", copy.deepcopy(getattr(block, name)))
 
 
 def _downsample(in_planes: int, out_planes: int, stride: int) -> nn.Sequential | None:
@@ -58,7 +48,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = _downsample(in_planes, planes * self.expansion, stride)
         if not skippable:
-            _add_skip_norms(self, self.norm_names)
+            add_skip_norms(self, self.norm_names)
 
     def forward(self, x: Tensor, skip: bool = False) -> Tensor:
         bn1, bn2 = (self.bn1_skip, self.bn2_skip) if skip else (self.bn1, self.bn2)
@@ -86,7 +76,7 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _downsample(in_planes, planes * self.expansion, stride)
         if not skippable:
-            _add_skip_norms(self, self.norm_names)
+            add_skip_norms(self, self.norm_names)
 
     def forward(self, x: Tensor, skip: bool = False) -> Tensor:
         if skip:
