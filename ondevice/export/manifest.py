@@ -1,0 +1,131 @@
+"""``manifest.json``: the versioned contract between a bundle and the apps, validated by a shipped JSON Schema.
+
+The manifest is plain JSON (the apps parse it with their own JSON libraries); this module builds it,
+validates it against ``manifest.schema.json`` and rejects other versions with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .. import __version__
+from ..atomic import write_json_atomic
+from ..models import Gates, base_net, super_net
+
+__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "ManifestError", "GATE_SEMANTICS", "load_manifest", "new_manifest",
+           "save_manifest", "validate_manifest"]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+GATE_SEMANTICS = (
+    "One letter per stage, T = skip that stage's skippable sub-path (its mandatory blocks then use their *_skip "
+    "norms), F = run it. All F is the super-net, all T the base-net. As a tensor: one element per stage, 1/True = skip."
+)
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing, of another version, or not valid against the schema."""
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema shipped in the package."""
+    return json.loads(resources.files(__package__).joinpath("manifest.schema.json").read_text())
+
+
+def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dict[str, Any]:
+    """Check version, schema and internal consistency (gate lengths, format tables); return the manifest."""
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{source}: expected a JSON object, got {type(manifest).__name__}")
+    version = manifest.get("manifest_version")
+    if version != MANIFEST_VERSION:
+        raise ManifestError(
+            f"{source} has manifest_version {version!r}; this ondevice ({__version__}) reads version "
+            f"{MANIFEST_VERSION}. Re-export the bundle with `ondevice export`"
+        )
+    try:
+        jsonschema.validate(manifest, manifest_schema())
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ManifestError(f"{source} is not a valid manifest at {where}: {err.message}") from None
+    n = manifest["gates"]["num_stages"]
+    for subnet in manifest["subnets"]:
+        Gates.parse(subnet["gates"], n)
+    for device, table in manifest["latency"].items():
+        unknown = set(table["subnets"]) - {s["gates"] for s in manifest["subnets"]}
+        if unknown:
+            raise ManifestError(f"{source}: latency table {device!r} names sub-networks {sorted(unknown)} "
+                                "that the manifest does not list")
+    return manifest
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and validate a bundle's manifest (``path`` is the file or the bundle directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no manifest at {path}; create a bundle with `ondevice export CHECKPOINT --out DIR`")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"{path} is not valid JSON ({err}); re-export the bundle") from None
+    return validate_manifest(manifest, str(path))
+
+
+def save_manifest(path: str | Path, manifest: dict[str, Any]) -> Path:
+    """Validate, then write atomically."""
+    validate_manifest(manifest, str(path))
+    return write_json_atomic(path, manifest)
+
+
+def new_manifest(
+    *,
+    model_name: str,
+    class_names: list[str],
+    input_shape: tuple[int, int, int, int],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    num_stages: int,
+    subnets: list[dict[str, Any]],
+    precision: dict[str, Any] | None = None,
+    checkpoint: str | None = None,
+    method: str | None = None,
+) -> dict[str, Any]:
+    """A manifest with no formats and no latency tables yet; the exporters and ``ondevice profile`` fill those."""
+    model: dict[str, Any] = {"name": model_name, "num_classes": len(class_names), "class_names": list(class_names)}
+    if checkpoint:
+        model["checkpoint"] = checkpoint
+    if method:
+        model["method"] = method
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "ondevice_version": __version__,
+        "model": model,
+        "input": {
+            "name": "image",
+            "shape": list(input_shape),
+            "dtype": "float32",
+            "layout": "NCHW",
+            "mean": list(mean),
+            "std": list(std),
+            "value_range": [0.0, 1.0],
+            "preprocessing": "resize to shape[2] x shape[3], scale pixels to [0, 1], then (x - mean) / std per channel",
+        },
+        "gates": {
+            "num_stages": num_stages,
+            "semantics": GATE_SEMANTICS,
+            "super_net": str(super_net(num_stages)),
+            "base_net": str(base_net(num_stages)),
+        },
+        "precision": precision or {"name": "fp32"},
+        "subnets": subnets,
+        "formats": {},
+        "latency": {},
+    }
