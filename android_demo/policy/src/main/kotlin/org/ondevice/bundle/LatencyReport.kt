@@ -1,0 +1,120 @@
+package org.ondevice.bundle
+
+import java.math.BigDecimal
+import java.math.RoundingMode
+import org.ondevice.json.JsonNumber
+import org.ondevice.json.JsonObject
+import org.ondevice.json.JsonString
+import org.ondevice.json.JsonValue
+import org.ondevice.json.jsonObject
+
+/** Median, p90 and min of one sub-network's timed runs, in ms, computed as `ondevice profile` does. */
+data class LatencyStats(val medianMs: Double, val p90Ms: Double, val minMs: Double) {
+    companion object {
+        fun of(samplesMs: List<Double>): LatencyStats {
+            require(samplesMs.isNotEmpty()) { "no timed runs" }
+            require(samplesMs.all { it.isFinite() && it >= 0.0 }) { "latencies must be finite and >= 0 ms" }
+            val sorted = samplesMs.sorted()
+            val n = sorted.size
+            val median = if (n % 2 == 1) sorted[n / 2] else (sorted[n / 2 - 1] + sorted[n / 2]) / 2 // statistics.median
+            return LatencyStats(median, percentile(sorted, 0.9), sorted.first())
+        }
+
+        /** Linear interpolation between closest ranks, the formula of `ondevice profile` (numpy's default). */
+        private fun percentile(sorted: List<Double>, q: Double): Double {
+            val k = (sorted.size - 1) * q
+            val lo = k.toInt()
+            val hi = minOf(lo + 1, sorted.size - 1)
+            return sorted[lo] + (sorted[hi] - sorted[lo]) * (k - lo)
+        }
+    }
+}
+
+/**
+ * The latency file the app's benchmark writes and `ondevice profile BUNDLE --merge FILE` reads
+ * (`ondevice/export/latency.schema.json`, format "ondevice-latency", version 1). Its [device] becomes the latency
+ * table's name in the manifest; the policy then finds it under the same name on this phone.
+ */
+data class LatencyReport(
+    val device: String,
+    val model: String,
+    val backend: String,
+    val threads: Int?,
+    val runs: Int,
+    val warmup: Int,
+    val measuredAt: String,
+    val app: String,
+    val subnets: Map<String, LatencyStats>,
+) {
+    init {
+        require(device.isNotEmpty()) { "device name is empty" }
+        require(subnets.isNotEmpty()) { "no sub-network was measured" }
+        require(subnets.keys.all { g -> g.isNotEmpty() && g.all { it == 'T' || it == 'F' } }) { "gates must be T/F" }
+        require(runs >= 1 && warmup >= 0) { "need runs >= 1 and warmup >= 0, got $runs and $warmup" }
+        require(threads == null || threads >= 1) { "threads must be >= 1, got $threads" }
+    }
+
+    fun toJson(): JsonObject {
+        val members = linkedMapOf<String, JsonValue>(
+            "format" to JsonString(FORMAT),
+            "version" to JsonNumber.of(VERSION.toLong()),
+            "device" to JsonString(device),
+            "model" to JsonString(model),
+            "backend" to JsonString(backend),
+        )
+        threads?.let { members["threads"] = JsonNumber.of(it.toLong()) }
+        members["runs"] = JsonNumber.of(runs.toLong())
+        members["warmup"] = JsonNumber.of(warmup.toLong())
+        members["measured_at"] = JsonString(measuredAt)
+        members["app"] = JsonString(app)
+        members["subnets"] = JsonObject(
+            subnets.mapValues { (_, s) ->
+                jsonObject(
+                    "median_ms" to JsonNumber.of(round4(s.medianMs)),
+                    "p90_ms" to JsonNumber.of(round4(s.p90Ms)),
+                    "min_ms" to JsonNumber.of(round4(s.minMs)),
+                )
+            },
+        )
+        return JsonObject(members)
+    }
+
+    companion object {
+        const val FORMAT = "ondevice-latency"
+        const val VERSION = 1
+        const val FILE_NAME = "latency.json"
+
+        /** 4 decimals (0.1 us), as `ondevice profile` writes its own tables: Python's round(ms, 4), exactly. */
+        private fun round4(ms: Double): Double = BigDecimal(ms).setScale(4, RoundingMode.HALF_EVEN).toDouble()
+    }
+}
+
+/**
+ * Times every sub-network interleaved, as `ondevice profile` does: [warmup] untimed rounds, then [runs] rounds in
+ * which each sub-network runs once, in an order rotated by one each round, so that heat and background load spread
+ * evenly over them. [run] executes one sub-network; [clockNs] is a monotonic clock (`System.nanoTime`).
+ */
+fun measureInterleaved(
+    gates: List<String>,
+    runs: Int,
+    warmup: Int,
+    clockNs: () -> Long = System::nanoTime,
+    run: (String) -> Unit,
+): Map<String, LatencyStats> {
+    require(gates.isNotEmpty()) { "no sub-networks to measure" }
+    require(runs >= 1 && warmup >= 0) { "need runs >= 1 and warmup >= 0, got $runs and $warmup" }
+    repeat(warmup) { gates.forEach(run) }
+    val samples = gates.associateWith { ArrayList<Double>(runs) }
+    for (round in 0 until runs) {
+        val shift = round % gates.size
+        for (g in gates.drop(shift) + gates.take(shift)) {
+            val start = clockNs()
+            run(g)
+            samples.getValue(g) += (clockNs() - start) / 1e6
+        }
+    }
+    return samples.mapValues { (_, v) -> LatencyStats.of(v) }
+}
+
+/** The latency file as text (pretty-printed JSON). */
+fun LatencyReport.toJsonText(): String = toJson().toJson(indent = 2) + "\n"

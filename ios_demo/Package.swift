@@ -1,0 +1,39 @@
+// swift-tools-version:5.9
+// The demo's libraries and tests. The app target itself is an Xcode project generated from project.yml
+// (XcodeGen): SwiftPM cannot build an iOS app bundle. `swift test` runs Tests/ on a Mac.
+import PackageDescription
+
+let package = Package(
+    name: "OndeviceDemo",
+    platforms: [
+        .iOS(.v17),  // iOS 17 / macOS 14: JSONDecoder parses doubles exactly (see Tests/PolicyTests)
+        .macOS(.v14),
+    ],
+    products: [
+        .library(name: "OndevicePolicy", targets: ["OndevicePolicy"]),
+        .library(name: "OndeviceModel", targets: ["OndeviceModel"]),
+    ],
+    dependencies: [
+        // The ExecuTorch runtime as prebuilt frameworks; the branch names the release (docs: using-executorch-ios).
+        // Use the release matching the pip executorch that exported model.pte (pyproject.toml pins 1.5.1).
+        .package(url: "https://github.com/pytorch/executorch.git", branch: "swiftpm-1.5.1"),
+    ],
+    targets: [
+        // Plain Swift, Foundation only: policy.json, the manifest's sub-networks, the decision.
+        .target(name: "OndevicePolicy", path: "Sources/Policy"),
+        // The bundle, preprocessing, ExecuTorch and Core ML classifiers, the latency file.
+        .target(
+            name: "OndeviceModel",
+            dependencies: [
+                "OndevicePolicy",
+                .product(name: "executorch", package: "executorch"),
+                .product(name: "backend_xnnpack", package: "executorch"),
+                .product(name: "kernels_optimized", package: "executorch"),
+            ],
+            path: "Sources/Model"
+            // The app links with -all_load (project.yml): backends and kernels register from static initializers.
+        ),
+        .testTarget(name: "PolicyTests", dependencies: ["OndevicePolicy"], path: "Tests/PolicyTests"),
+        .testTarget(name: "ModelTests", dependencies: ["OndeviceModel"], path: "Tests/ModelTests"),
+    ]
+)

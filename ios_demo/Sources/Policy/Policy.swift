@@ -1,0 +1,184 @@
+import Foundation
+
+/// What the policy remembers between calls: the current choice (nil before the first decision), when it was made,
+/// and since when an upgrade has been possible at every call (nil when it is not).
+public struct PolicyMemory: Equatable, Sendable {
+    public var gates: String?
+    public var sinceS: Double
+    public var upSinceS: Double?
+
+    public init(gates: String? = nil, sinceS: Double = 0, upSinceS: Double? = nil) {
+        self.gates = gates
+        self.sinceS = sinceS
+        self.upSinceS = upSinceS
+    }
+}
+
+/// A choice and the numbers behind it (docs/policy.md, section 3); `memory` goes into the next `decide` call.
+public struct Decision: Equatable, Sendable {
+    /// Which cap bound the choice.
+    public enum Limit: Sendable { case latency, energy }
+
+    /// The sub-network to run; `target` is what the policy would pick without hysteresis.
+    public var gates: String
+    public var index: Int
+    public var latencyMs: Double
+    public var accuracy: Double
+    public var target: String
+    public var switched: Bool
+    public var level: Thermal
+    /// The battery fraction used (unknown and out-of-range readings resolved).
+    public var battery: Double
+    public var energy: Double
+    public var latencyBudgetMs: Double
+    public var latencyCapMs: Double
+    public var energyCapMs: Double
+    public var capMs: Double
+    public var floor: Double
+    public var memory: PolicyMemory
+
+    public var held: Bool { gates != target }
+    public var belowFloor: Bool { accuracy < floor }
+    public var overBudget: Bool { latencyMs > capMs }
+    public var limit: Limit { latencyCapMs <= energyCapMs ? .latency : .energy }
+}
+
+/// The sub-network policy for one bundle on one device; `decide` is pure.
+///
+/// A line-for-line port of `ondevice.policy.engine.policy` (spec: docs/policy.md), reading every number from
+/// `policy.json`. Only `Double` arithmetic in the order the spec writes it (Swift does not fuse multiply-adds unless
+/// asked), so every number equals Python's bit for bit; `tests/policy_vectors.json` checks that.
+public struct Policy: Sendable {
+    public let table: SubnetTable
+    public let config: PolicyConfig
+    private let latency: [Double]
+    private let accuracy: [Double]
+    private let indexOf: [String: Int]
+    private let refMs: Double
+    private let upScale: Double
+
+    public init(table: SubnetTable, config: PolicyConfig) {
+        precondition(!table.front.isEmpty, "the policy needs at least one sub-network; re-run `ondevice export`")
+        self.table = table
+        self.config = config
+        latency = table.front.map(\.latencyMs)
+        accuracy = table.front.map(\.accuracy)
+        indexOf = Dictionary(uniqueKeysWithValues: table.front.enumerated().map { ($1.gates, $0) })
+        refMs = latency[latency.count - 1]
+        upScale = 1.0 - config.hysteresis.upgradeMargin
+    }
+
+    /// The policy for `device` from a bundle's `policy.json` and its manifest's sub-networks.
+    public init(config: PolicyConfig, catalog: SubnetCatalog, device: String?) throws {
+        try self.init(table: SubnetTable(catalog: catalog, config: config, device: device), config: config)
+    }
+
+    /// Gates of the front, cheapest first.
+    public var front: [String] { table.front.map(\.gates) }
+
+    /// max(status, headroom forecast); unknown both ways: `thermal.unknown_level`.
+    public func thermalLevel(_ thermal: Thermal?, headroom: Double?) -> Thermal {
+        var level = thermal?.rawValue ?? -1
+        if let headroom, !headroom.isNaN {
+            var forecast = 0
+            for threshold in config.thermal.headroomThresholds {
+                guard headroom >= threshold else { break }
+                forecast += 1
+            }
+            if forecast > level { level = forecast }
+        }
+        return level < 0 ? config.thermal.unknownLevel : Thermal(rawValue: level)!
+    }
+
+    /// The choice for `state` at `now` (a monotonic clock in seconds, e.g. `ProcessInfo.systemUptime`).
+    public func decide(_ state: DeviceState, now: Double, memory: PolicyMemory = PolicyMemory()) -> Decision {
+        precondition(now.isFinite, "now must be a finite time in seconds, got \(now)")
+        let th = config.thermal
+        let bat = config.battery
+        let level = thermalLevel(state.thermal, headroom: state.headroom)
+
+        let battery: Double
+        if let reported = state.battery, reported >= 0 {  // nil, NaN or negative: unknown
+            battery = reported > 1 ? 1 : reported
+        } else {
+            battery = bat.unknownFraction
+        }
+        let batteryEnergy: Double
+        if state.charging == true && bat.chargingIgnoresBattery {
+            batteryEnergy = 1
+        } else {
+            batteryEnergy = bat.tiers.first(where: { battery < $0.below })?.energy ?? 1
+        }
+        var budget = config.latency.defaultBudgetMs
+        if let given = state.latencyBudgetMs, given > 0 { budget = given }  // nil, NaN, 0 or negative: the default
+        var floor = config.accuracy.defaultFloor
+        if let given = state.accuracyFloor, !given.isNaN { floor = given }
+
+        let powerSave = state.powerSave == true ? bat.powerSaveEnergy : 1.0
+        let energy = th.energy[level.rawValue] * batteryEnergy * powerSave
+        let latencyCap = budget / th.slowdown[level.rawValue]
+        let energyCap = energy * refMs
+        let cap = latencyCap <= energyCap ? latencyCap : energyCap
+
+        let fits = countFitting(cap)
+        let target = fits > 0 && accuracy[fits - 1] >= floor ? fits - 1 : 0
+
+        let current = memory.gates.flatMap { indexOf[$0] }
+        var choice = target
+        var since = now
+        var upSince: Double?
+        if let current {
+            since = now < memory.sinceS ? now : memory.sinceS  // a clock that went back restarts the dwell
+            choice = current
+            if target < current {
+                if now - since >= config.hysteresis.minDwellDownS { choice = target }
+            } else if target > current {
+                var upCap = latencyCap * upScale
+                if energyCap < upCap { upCap = energyCap }
+                let up = countFitting(upCap) - 1
+                if up > current && accuracy[up] >= floor {
+                    var start = now
+                    if let previous = memory.upSinceS, !(previous > now) { start = previous }
+                    upSince = start
+                    if now - start >= config.hysteresis.minDwellUpS { choice = up }
+                }
+            }
+        }
+        let switched = current != nil && choice != current
+        if switched {
+            since = now
+            upSince = nil
+        }
+        let chosen = table.front[choice]
+        return Decision(
+            gates: chosen.gates, index: choice, latencyMs: latency[choice], accuracy: accuracy[choice],
+            target: table.front[target].gates, switched: switched, level: level, battery: battery, energy: energy,
+            latencyBudgetMs: budget, latencyCapMs: latencyCap, energyCapMs: energyCap, capMs: cap, floor: floor,
+            memory: PolicyMemory(gates: chosen.gates, sinceS: since, upSinceS: upSince)
+        )
+    }
+
+    /// How many front entries have latency <= `cap`: a prefix, since the front is sorted by latency.
+    private func countFitting(_ cap: Double) -> Int {
+        var k = 0
+        while k < latency.count && latency[k] <= cap { k += 1 }
+        return k
+    }
+}
+
+/// A policy with its memory, for callers that decide in sequence.
+public struct PolicySession: Sendable {
+    public let policy: Policy
+    public private(set) var memory: PolicyMemory
+
+    public init(policy: Policy, memory: PolicyMemory = PolicyMemory()) {
+        self.policy = policy
+        self.memory = memory
+    }
+
+    public mutating func decide(_ state: DeviceState, now: Double) -> Decision {
+        let decision = policy.decide(state, now: now, memory: memory)
+        memory = decision.memory
+        return decision
+    }
+}
