@@ -9,6 +9,10 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from .exits.cli import add_exits_parser, run_exits
+from .export.bundle import add_export_parser, run_export
+from .policy.cli import add_policy_parser, run_policy
+from .profile import add_profile_parser, run_profile
 from .train import METHODS, TrainConfig
 
 __all__ = ["main"]
@@ -46,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--skip-prob", type=float, default=defaults.skip_prob, help="random-skip: P(stage skipped)")
     train.add_argument("--alpha", type=float, default=defaults.alpha, help="adn: super-net CE weight")
     train.add_argument("--temperature", type=float, default=defaults.temperature, help="adn: KD temperature")
+    train.add_argument("--init-from", default=None, help="exits-isc/imta: stage-1 checkpoint (e.g. an exits-ge run)")
+    train.add_argument("--ofa-gamma", type=float, default=defaults.ofa_gamma, help="exits-ofa/imta: KD weight")
+    train.add_argument("--ofa-temperature", type=float, default=defaults.ofa_temperature, help="OFA-KD temperature")
     train.add_argument("--out", required=True, help="run directory (checkpoint.pt is written there each epoch)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
@@ -62,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="ondevice-demo")
     demo.add_argument("--epochs", type=int, default=defaults.epochs)
     demo.add_argument("--seed", type=int, default=0)
+    add_policy_parser(verbs)
+    add_exits_parser(verbs)
+    add_export_parser(verbs)
+    add_profile_parser(verbs)
     return parser
 
 
@@ -111,4 +122,12 @@ def _run(args: argparse.Namespace) -> int:
 
         run_demo(Path(args.out), epochs=args.epochs, seed=args.seed)
         return 0
+    if args.verb == "policy":
+        return run_policy(args)
+    if args.verb == "exits":
+        return run_exits(args)
+    if args.verb == "export":
+        return run_export(args)
+    if args.verb == "profile":
+        return run_profile(args)
     raise AssertionError(f"unhandled verb {args.verb}")

@@ -24,8 +24,14 @@ import torch
 from ..models import AdnModel, Gates, GatesLike
 from ._subnets import INPUT_NAME, OUTPUT_NAME, FixedGates, atomic_dir, dir_size, eval_mode, select_gates, subnet_name
 
-__all__ = ["COMPRESSION_MODES", "COREML_FILE", "MINIMUM_DEPLOYMENT_TARGET", "compress_coreml", "export_coreml",
-           "inspect_coreml"]
+__all__ = [
+    "COMPRESSION_MODES",
+    "COREML_FILE",
+    "MINIMUM_DEPLOYMENT_TARGET",
+    "compress_coreml",
+    "export_coreml",
+    "inspect_coreml",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +92,12 @@ def export_coreml(
             mlmodel.save(str(part))
             parts.append((subnet_name(g), part))
         default = subnet_name(next((g for g in gates if g.is_super_net), gates[0]))
-        metadata = {"compute_precision": compute_precision, "compression": compression or "none",
-                    "fold_norms": str(fold_norms).lower(), "model": type(model).__name__}
+        metadata = {
+            "compute_precision": compute_precision,
+            "compression": compression or "none",
+            "fold_norms": str(fold_norms).lower(),
+            "model": type(model).__name__,
+        }
         _combine(ct, parts, default, scratch / path.name, metadata)
     log.info("Core ML: %d functions -> %s in %.1f s", len(gates), path, time.perf_counter() - start)
     return _manifest_entry(path)
@@ -178,8 +188,11 @@ def compress_coreml(path_in: str | Path, path_out: str | Path, mode: str) -> dic
     if path_in.resolve() == path_out.resolve():
         raise ValueError(f"compress_coreml writes a new package; path_out must differ from path_in ({path_in})")
     spec = _load_spec(ct, path_in)
-    metadata = {k.removeprefix(_META): v for k, v in spec.description.metadata.userDefined.items()
-                if k.startswith(_META) and k != _META + "functions"}
+    metadata = {
+        k.removeprefix(_META): v
+        for k, v in spec.description.metadata.userDefined.items()
+        if k.startswith(_META) and k != _META + "functions"
+    }
     if metadata.get("compression", "none") != "none":
         raise ValueError(f"{path_in} is already compressed ({metadata['compression']}); compress the float package")
     metadata["compression"] = mode
@@ -187,8 +200,9 @@ def compress_coreml(path_in: str | Path, path_out: str | Path, mode: str) -> dic
     with atomic_dir(path_out) as scratch:
         parts = []
         for name in _function_names(spec):
-            single = ct.models.MLModel(_single_function_spec(spec, name), weights_dir=str(weights_dir),
-                                       skip_model_load=True)
+            single = ct.models.MLModel(
+                _single_function_spec(spec, name), weights_dir=str(weights_dir), skip_model_load=True
+            )
             part = scratch / "functions" / f"{name}.mlpackage"
             _compress_mlmodel(ct, single, mode).save(str(part))
             parts.append((name, part))
@@ -270,8 +284,11 @@ def inspect_coreml(path: str | Path) -> dict[str, Any]:
         }
     blob_sizes = _blob_sizes(set().union(*blobs.values()), weight_bytes)
     per_function = {name: sum(blob_sizes[o] for o in offsets) for name, offsets in blobs.items()}
-    metadata = {k.removeprefix(_META): v for k, v in spec.description.metadata.userDefined.items()
-                if k.startswith(_META) and k != _META + "functions"}
+    metadata = {
+        k.removeprefix(_META): v
+        for k, v in spec.description.metadata.userDefined.items()
+        if k.startswith(_META) and k != _META + "functions"
+    }
     return {
         "file": path.name,
         "functions": functions,

@@ -33,8 +33,14 @@ from ._subnets import (
     subnet_name,
 )
 
-__all__ = ["INSTALL_HINT", "TFLITE_FILE", "LiteRTUnavailableError", "check_litert_parity", "export_litert",
-           "litert_signatures"]
+__all__ = [
+    "INSTALL_HINT",
+    "TFLITE_FILE",
+    "LiteRTUnavailableError",
+    "check_litert_parity",
+    "export_litert",
+    "litert_signatures",
+]
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +156,11 @@ def check_litert_parity(
     interpreter = _interpreter(path)
     available = interpreter.get_signature_list()
     if gates_list is None:
-        gates = [Gates.parse(name.removeprefix("subnet_"), model.num_stages)
-                 for name in available if name.startswith("subnet_")]
+        gates = [
+            Gates.parse(name.removeprefix("subnet_"), model.num_stages)
+            for name in available
+            if name.startswith("subnet_")
+        ]
     else:
         gates = [Gates.coerce(g, model.num_stages) for g in gates_list]
     missing = [subnet_name(g) for g in gates if subnet_name(g) not in available]

@@ -18,8 +18,16 @@ from .. import __version__
 from ..atomic import write_json_atomic
 from ..models import Gates, base_net, super_net
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "ManifestError", "GATE_SEMANTICS", "load_manifest", "new_manifest",
-           "save_manifest", "validate_manifest"]
+__all__ = [
+    "GATE_SEMANTICS",
+    "MANIFEST_NAME",
+    "MANIFEST_VERSION",
+    "ManifestError",
+    "load_manifest",
+    "new_manifest",
+    "save_manifest",
+    "validate_manifest",
+]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -60,8 +68,10 @@ def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dic
     for device, table in manifest["latency"].items():
         unknown = set(table["subnets"]) - {s["gates"] for s in manifest["subnets"]}
         if unknown:
-            raise ManifestError(f"{source}: latency table {device!r} names sub-networks {sorted(unknown)} "
-                                "that the manifest does not list")
+            raise ManifestError(
+                f"{source}: latency table {device!r} names sub-networks {sorted(unknown)} "
+                "that the manifest does not list"
+            )
     return manifest
 
 

@@ -1,0 +1,220 @@
+"""ExecuTorch program layouts side by side, one run, one machine; prints JSON (docs/export.md quotes it).
+
+    python benchmarks/bench_export.py                      # resnet20_adn, 28x28x1, 10 classes, random weights
+    python benchmarks/bench_export.py --checkpoint runs/demo/train/checkpoint.pt --threads 1 --rounds 400
+
+Layouts, all one .pte each:
+  gated            forward(image, gates): cond per stage over pre-lowered XNNPACK branches; mandatory convs
+                   folded with each norm, stored twice (share_weights=False, the default)
+  gated_share_skip the same, convs stored once, a per-channel affine in the skip branches (share_weights="skip")
+  gated_share_run  the same, convs stored once, the affine in the run branches (share_weights="run")
+  static         one program per sub-network, no cond (the baseline of "gate overhead"; 2^S files)
+  multimethod    one method per sub-network in one file
+  chained        per-stage methods (stage<i>_skip / stage<i>_run) that the host calls one after another
+Measured: latency per sub-network (median of interleaved rounds, every layout and setting once per round,
+rotated), gate overhead = gated / static, latency(base)/latency(super) vs FLOPs(base)/FLOPs(super), sizes,
+and the cost of switching gates between calls of the one loaded gated program.
+
+Random weights get random BatchNorm statistics (separately for main and *_skip norms) so that skip norms
+differ from main norms as after training; otherwise their folded convs would be identical by accident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ondevice.export.executorch import (
+    export_chained_executorch,
+    export_executorch,
+    export_multimethod_executorch,
+    export_static_executorch,
+    gates_tensor,
+    method_name,
+)
+from ondevice.models import AdnModel, Gates, all_gates, build_model
+from ondevice.models.cost import count_flops
+from ondevice.runtime import set_threads
+
+
+def _model(checkpoint: str | None, image_size: int) -> AdnModel:
+    if checkpoint:
+        from ondevice.checkpoint import load_model
+
+        return load_model(checkpoint)[0]
+    torch.manual_seed(0)
+    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=image_size).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+    return model
+
+
+def _median(v: list[float]) -> float:
+    return round(statistics.median(v), 4)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=None, help="trained checkpoint (default: random weights)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--image-size", type=int, default=28, help="input size of the random-weight model")
+    parser.add_argument("--out", default=None, help="also write the JSON here")
+    args = parser.parse_args(argv)
+
+    model = _model(args.checkpoint, args.image_size)
+    n = model.num_stages
+    settings = all_gates(n)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_export_"))
+    export_s: dict[str, float] = {}
+
+    def timed(name, fn, *a, **kw):
+        start = time.perf_counter()
+        out = fn(*a, **kw)
+        export_s[name] = round(time.perf_counter() - start, 1)
+        print(f"exported {name} in {export_s[name]} s", file=sys.stderr)
+        return out
+
+    gated = timed("gated", export_executorch, model, tmp / "gated.pte")
+    share_skip = timed("gated_share_skip", export_executorch, model, tmp / "share_skip.pte", share_weights="skip")
+    share_run = timed("gated_share_run", export_executorch, model, tmp / "share_run.pte", share_weights="run")
+    statics = {
+        str(g): timed(f"static_{g}", export_static_executorch, model, g, tmp / f"static_{g}.pte") for g in settings
+    }
+    multi = timed("multimethod", export_multimethod_executorch, model, tmp / "multimethod.pte")
+    chained = timed("chained", export_chained_executorch, model, tmp / "chained.pte")
+
+    from executorch.runtime import Runtime
+
+    threads = set_threads(args.threads)
+    rt = Runtime.get()
+    g_fwd = rt.load_program(tmp / "gated.pte").load_method("forward")
+    k_fwd = rt.load_program(tmp / "share_skip.pte").load_method("forward")
+    u_fwd = rt.load_program(tmp / "share_run.pte").load_method("forward")
+    s_fwd = {k: rt.load_program(tmp / f"static_{k}.pte").load_method("forward") for k in statics}
+    multi_prog = rt.load_program(tmp / "multimethod.pte")
+    m_fwd = {str(g): multi_prog.load_method(method_name(g)) for g in settings}
+    chain_prog = rt.load_program(tmp / "chained.pte")
+    c_fwd = {
+        f"stage{i}_{kind}": chain_prog.load_method(f"stage{i}_{kind}") for i in range(n) for kind in ("skip", "run")
+    }
+
+    image = torch.randn(model.input_spec.shape(1), generator=torch.Generator().manual_seed(0))
+    gates_t = {str(g): gates_tensor(g, n) for g in settings}
+
+    def chain(g: Gates) -> torch.Tensor:
+        x = image
+        for i, s in enumerate(g):
+            x = c_fwd[f"stage{i}_{'skip' if s else 'run'}"].execute([x])[0]
+        return x
+
+    calls = {
+        "gated": lambda g: g_fwd.execute([image, gates_t[str(g)]]),
+        "gated_share_skip": lambda g: k_fwd.execute([image, gates_t[str(g)]]),
+        "gated_share_run": lambda g: u_fwd.execute([image, gates_t[str(g)]]),
+        "static": lambda g: s_fwd[str(g)].execute([image]),
+        "multimethod": lambda g: m_fwd[str(g)].execute([image]),
+        "chained": chain,
+    }
+    jobs = [(layout, g) for g in settings for layout in calls]
+    samples: dict[tuple[str, str], list[float]] = {(layout, str(g)): [] for layout, g in jobs}
+    for layout, g in jobs * 10:  # warm-up
+        calls[layout](g)
+    for r in range(args.rounds):
+        k = (r * 7) % len(jobs)
+        for layout, g in jobs[k:] + jobs[:k]:
+            start = time.perf_counter()
+            calls[layout](g)
+            samples[(layout, str(g))].append((time.perf_counter() - start) * 1e3)
+
+    # Switching: the same loaded gated program, calls alternating super <-> base vs repeating one setting.
+    sup, base = str(settings[0]), str(settings[-1])
+    switch: dict[str, list[float]] = {
+        "super_after_super": [],
+        "super_after_base": [],
+        "base_after_base": [],
+        "base_after_super": [],
+    }
+    sequence = [sup, sup, base, base] * (args.rounds * 2)
+    previous = sequence[-1]
+    for key in sequence:
+        start = time.perf_counter()
+        g_fwd.execute([image, gates_t[key]])
+        elapsed = (time.perf_counter() - start) * 1e3
+        switch[f"{'super' if key == sup else 'base'}_after_{'super' if previous == sup else 'base'}"].append(elapsed)
+        previous = key
+
+    latency = {layout: {str(g): _median(samples[(layout, str(g))]) for g in settings} for layout in calls}
+    flops = {str(g): count_flops(model, g) for g in settings}
+    overhead = {
+        layout: {str(g): round(latency[layout][str(g)] / latency["static"][str(g)], 3) for g in settings}
+        for layout in calls
+        if layout != "static"
+    }
+    sw = {k: _median(v) for k, v in switch.items()}
+    result = {
+        "model": args.checkpoint
+        or f"resnet20_adn (random weights, random BN statistics), 1x{args.image_size}x{args.image_size}, 10 classes",
+        "threads": threads,
+        "rounds": args.rounds,
+        "latency_ms_median": latency,
+        "latency_ms_min": {
+            layout: {str(g): round(min(samples[(layout, str(g))]), 4) for g in settings} for layout in calls
+        },
+        "overhead_over_static": overhead,
+        "overhead_max": {layout: max(v.values()) for layout, v in overhead.items()},
+        "base_over_super": {layout: round(latency[layout][base] / latency[layout][sup], 3) for layout in calls},
+        "flops_base_over_super": round(flops[base] / flops[sup], 3),
+        "latency_ratio_over_flops_ratio": {
+            layout: round(latency[layout][base] / latency[layout][sup] / (flops[base] / flops[sup]), 3)
+            for layout in calls
+        },
+        "flops": flops,
+        "size_bytes": {
+            "gated": gated["size_bytes"],
+            "gated_share_skip": share_skip["size_bytes"],
+            "gated_share_run": share_run["size_bytes"],
+            "static_super": statics[sup]["size_bytes"],
+            "static_all_settings_total": sum(s["size_bytes"] for s in statics.values()),
+            "multimethod": multi["size_bytes"],
+            "chained": chained["size_bytes"],
+        },
+        "size_ratio_over_static_super": {
+            name: round(entry["size_bytes"] / statics[sup]["size_bytes"], 3)
+            for name, entry in (
+                ("gated", gated),
+                ("gated_share_skip", share_skip),
+                ("gated_share_run", share_run),
+                ("multimethod", multi),
+                ("chained", chained),
+            )
+        },
+        "switching_ms_median": sw,
+        "switching_cost_ms": {
+            "to_super": round(sw["super_after_base"] - sw["super_after_super"], 4),
+            "to_base": round(sw["base_after_super"] - sw["base_after_base"], 4),
+        },
+        "parity_max_abs_diff": gated["parity_max_abs_diff"],
+        "export_seconds": export_s,
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

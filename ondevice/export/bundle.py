@@ -1,0 +1,267 @@
+"""``ondevice export``: checkpoint -> bundle/ (model.pte, model.mlpackage, model.tflite, manifest.json).
+
+Everything is built in a temporary directory beside ``out_dir`` and only moved into place once every
+requested format has been exported and has passed its parity check, so a failed or killed export
+never leaves a half-written bundle where the apps look for one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import load_model
+from ..models import AdnModel, Gates
+from ..models.cost import count_flops, count_params_used
+from .manifest import MANIFEST_NAME, new_manifest, save_manifest
+
+__all__ = ["FORMATS", "MissingExtraError", "available_formats", "export_bundle", "find_eval_json", "resolve_formats"]
+
+EVAL_JSON = "eval.json"
+# format -> (file in the bundle, modules it needs, how to install them)
+FORMATS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "executorch": ("model.pte", ("executorch",), "pip install executorch==1.5.1 (a dependency of ondevice)"),
+    "coreml": ("model.mlpackage", ("coremltools",), "pip install coremltools==9.0 (a dependency of ondevice)"),
+    "tflite": ("model.tflite", ("litert_torch", "ai_edge_litert"), "pip install 'ondevice[litert]'"),
+}
+# Above this many sub-networks, per-sub-network formats (Core ML functions, LiteRT signatures) get the Pareto ones.
+_MAX_PER_SUBNET_FORMATS = 16
+
+
+class MissingExtraError(ImportError):
+    """A requested format whose optional dependencies are not installed; the message names what to install."""
+
+
+def _installed(modules: Sequence[str]) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def available_formats() -> list[str]:
+    """Formats whose dependencies are installed here (what ``--format all`` exports)."""
+    return [name for name, (_, modules, _) in FORMATS.items() if _installed(modules)]
+
+
+def resolve_formats(formats: str | Sequence[str]) -> list[str]:
+    """``"all"``, ``"executorch,coreml"`` or a list -> the checked list of format names."""
+    names = [f.strip() for f in formats.split(",")] if isinstance(formats, str) else list(formats)
+    if names == ["all"]:
+        return available_formats()
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise ValueError(f"unknown format(s) {unknown or names}; choose from {[*FORMATS, 'all']}")
+    return list(dict.fromkeys(names))
+
+
+def _exporter(fmt: str) -> Callable[..., dict[str, Any]]:
+    """The export function of a format, imported on first use; a clear error when its extra is missing."""
+    _, modules, hint = FORMATS[fmt]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtraError(f"--format {fmt} needs {', '.join(missing)}, which is not installed: {hint}")
+    module_name, func = {
+        "executorch": ("ondevice.export.executorch", "export_executorch"),
+        "coreml": ("ondevice.export.coreml", "export_coreml"),
+        "tflite": ("ondevice.export.litert", "export_litert"),
+    }[fmt]
+    try:
+        return getattr(importlib.import_module(module_name), func)
+    except (ImportError, AttributeError) as err:
+        raise MissingExtraError(f"--format {fmt} is not available ({err}); {hint}") from err
+
+
+def find_eval_json(checkpoint: str | Path) -> Path | None:
+    """``eval.json`` of this checkpoint: beside it, or in the run directory above it (``ondevice demo``).
+
+    A file written for another checkpoint (its ``checkpoint`` field names a different file) is ignored.
+    """
+    checkpoint = Path(checkpoint).resolve()
+    for directory in (checkpoint.parent, checkpoint.parent.parent):
+        path = directory / EVAL_JSON
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        named = data.get("checkpoint")
+        candidates = {Path(named).resolve(), (path.parent / named).resolve()} if named else set()
+        if not named or checkpoint in candidates:
+            return path
+    return None
+
+
+def _accuracy_rows(
+    model: AdnModel, state: dict[str, Any], checkpoint: Path, eval_json: Path | None, data_root: str | None
+) -> tuple[list[dict[str, Any]], str]:
+    """(rows with gates/name/top1/pareto, where they came from): eval.json, else a fresh evaluation."""
+    path = eval_json or find_eval_json(checkpoint)
+    if path is not None:
+        rows = json.loads(Path(path).read_text())["subnets"]
+        for row in rows:
+            Gates.parse(row["gates"], model.num_stages)
+        return rows, str(path)
+    from ..data import load_data
+    from ..evaluate import evaluate
+
+    cfg = state["train_config"]
+    data = load_data(
+        cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]
+    )
+    rows = [vars(r) for r in evaluate(model, data.test, progress=False)]
+    return rows, f"evaluated on the {cfg['data']} test split ({len(data.test)} images)"
+
+
+def build_manifest(
+    model: AdnModel, state: dict[str, Any], rows: list[dict[str, Any]], checkpoint: str | Path
+) -> dict[str, Any]:
+    """The bundle's manifest (no formats, no latency yet) from a checkpoint and its accuracy rows."""
+    spec = state.get("data_spec") or {}
+    class_names = spec.get("class_names") or [str(i) for i in range(_num_classes(model))]
+    subnets = []
+    for row in rows:
+        gates = Gates.parse(row["gates"], model.num_stages)
+        subnet = {
+            "gates": str(gates),
+            "name": gates.name,
+            "flops": count_flops(model, gates),
+            "params": count_params_used(model, gates),
+            "accuracy": {"fp32": float(row["top1"])},
+        }
+        if "pareto" in row:
+            subnet["pareto"] = bool(row["pareto"])
+        subnets.append(subnet)
+    input_spec = model.input_spec
+    return new_manifest(
+        model_name=state["model_name"],
+        class_names=list(class_names),
+        input_shape=input_spec.shape(1),
+        mean=input_spec.mean or (0.0,) * input_spec.in_chans,
+        std=input_spec.std or (1.0,) * input_spec.in_chans,
+        num_stages=model.num_stages,
+        subnets=subnets,
+        checkpoint=str(checkpoint),
+        method=(state.get("train_config") or {}).get("method"),
+    )
+
+
+def _num_classes(model: AdnModel) -> int:
+    with_head = model(model.example_input(), None)
+    return int(with_head.shape[-1])
+
+
+def export_bundle(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    formats: str | Sequence[str] = ("executorch",),
+    *,
+    eval_json: str | Path | None = None,
+    data_root: str | None = None,
+    prepare_segment: Callable[..., Any] | None = None,
+    share_weights: bool | str = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Export a checkpoint to a bundle directory; returns the manifest written there.
+
+    Accuracy per sub-network comes from ``eval_json`` or the ``eval.json`` of the checkpoint's run (see
+    :func:`find_eval_json`); without one, every sub-network is evaluated on the test split first.
+    FLOPs and parameters are counted here. Each format checks its own parity before anything is moved.
+    ``prepare_segment`` and ``share_weights`` go to :func:`ondevice.export.executorch.export_executorch`.
+    """
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    names = resolve_formats(formats)
+    if not names:
+        raise MissingExtraError("--format all: no export format has its dependencies installed")
+    exporters = {fmt: _exporter(fmt) for fmt in names}  # fail on a missing extra before any work
+    model, state = load_model(checkpoint)
+    rows, source = _accuracy_rows(model, state, checkpoint, Path(eval_json) if eval_json else None, data_root)
+    log(f"accuracy per sub-network: {source}")
+    manifest = build_manifest(model, state, rows, checkpoint)
+    settings = [Gates.parse(s["gates"], model.num_stages) for s in manifest["subnets"]]
+    if len(settings) > _MAX_PER_SUBNET_FORMATS:
+        settings = [Gates.parse(s["gates"]) for s in manifest["subnets"] if s.get("pareto")]
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        for fmt, export in exporters.items():
+            target = scratch / FORMATS[fmt][0]
+            log(f"exporting {fmt} -> {out_dir / target.name}")
+            if fmt == "executorch":
+                entry = export(model, target, prepare_segment=prepare_segment, share_weights=share_weights)
+            else:
+                entry = export(model, target, settings)
+            entry.setdefault("file", target.name)
+            manifest["formats"][fmt] = entry
+        save_manifest(scratch / MANIFEST_NAME, manifest)
+        _replace_dir(scratch, out_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return manifest
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``; an existing bundle there is renamed aside first and removed after."""
+    old = None
+    if target.exists():
+        if not (target / MANIFEST_NAME).is_file() and any(target.iterdir()):
+            raise FileExistsError(f"{target} exists and is not a bundle (no {MANIFEST_NAME}); choose another --out")
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+        target.rename(old / target.name)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_export_parser(verbs: Any) -> None:
+    """``ondevice export CHECKPOINT --format ... --out BUNDLE``."""
+    p = verbs.add_parser("export", help="checkpoint -> bundle/ (model.pte, model.mlpackage, model.tflite, manifest)")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="bundle directory (replaced atomically when the export succeeds)")
+    p.add_argument(
+        "--format",
+        default="executorch",
+        help=f"one of {[*FORMATS, 'all']} or a comma list; all = every format whose dependencies are installed",
+    )
+    p.add_argument("--eval-json", default=None, help="accuracy per sub-network (default: the run's eval.json)")
+    p.add_argument("--data-root", default=None, help="data directory, when accuracy must be evaluated first")
+    p.add_argument(
+        "--share-weights",
+        choices=("none", "skip", "run"),
+        default="none",
+        help="executorch: store mandatory convs once (smaller, slower when skipping; docs/export.md)",
+    )
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run ``ondevice export``; a missing extra or a failed check is an error message, not a traceback."""
+    from .executorch import ExportError
+
+    try:
+        manifest = export_bundle(
+            args.checkpoint,
+            args.out,
+            args.format,
+            eval_json=args.eval_json,
+            data_root=args.data_root,
+            share_weights=False if args.share_weights == "none" else args.share_weights,
+        )
+    except (MissingExtraError, ExportError) as err:
+        print(f"ondevice export: error: {err}", file=sys.stderr)
+        return 2
+    for fmt, entry in manifest["formats"].items():
+        size = entry.get("size_bytes")
+        print(f"{fmt:<11} {Path(args.out) / entry['file']}" + (f"  {size / 1e6:.2f} MB" if size else ""))
+    print(f"manifest    {Path(args.out) / MANIFEST_NAME} ({len(manifest['subnets'])} sub-networks)")
+    return 0

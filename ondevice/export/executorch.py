@@ -1,0 +1,545 @@
+"""ExecuTorch export: one ``.pte`` whose ``forward(image, gates)`` switches sub-networks at run time.
+
+The program is a chain of S ``torch.cond`` calls, one per stage. Each cond picks between two
+branches that were lowered to XNNPACK *before* the cond was built (the XNNPACK partitioner does not
+look inside cond branches, so a plain cond would run them on the slow portable kernels):
+
+    skip branch i: stage i's mandatory blocks with their ``*_skip`` norms   (gates[i] != 0)
+    run branch i:  stage i's mandatory blocks with their main norms, then its skippable blocks
+
+The stem is lowered into both branches of stage 0 and the head into both branches of stage S-1,
+so a call runs S delegates, not S + 2. XNNPACK stores constants by content hash, so weights that
+are byte-identical in two branches are stored once. But XNNPACK folds each BatchNorm into its conv,
+and a mandatory conv meets a different norm in each branch (main vs ``*_skip``): folded, it is
+stored twice (the default: fastest, ~1.6x the static super-net for resnet20_adn).
+``share_weights="skip"`` computes each ``*_skip`` norm of the skip branches as "main norm, then a
+per-channel affine" (a depthwise 1x1 conv), so the conv folds with the main norm in both branches and
+is stored once (~1.03x), at the price of that affine in skipped stages; ``"run"`` puts the affine in
+the run branches. docs/export.md has the measured trade-off.
+
+``gates`` is an int32 tensor of shape [S], 1 = skip (the Gates convention): the ExecuTorch Android
+``Tensor`` has no bool dtype (``Tensor.fromBlob(IntArray, shape)`` is int32), and iOS's
+``Tensor<Int32>`` exists too, so int32 is the one dtype both apps create without conversion.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..atomic import atomic_path
+from ..models import AdnModel, Gates, GatesLike, all_gates
+
+__all__ = [
+    "GATES_DTYPE",
+    "PARITY_ATOL",
+    "ExportError",
+    "PrepareSegment",
+    "export_chained_executorch",
+    "export_executorch",
+    "export_multimethod_executorch",
+    "export_static_executorch",
+    "gates_tensor",
+    "method_name",
+    "parity_settings",
+    "program_ops",
+    "share_skip_norms",
+]
+
+GATES_DTYPE = torch.int32
+PARITY_ATOL = 1e-4
+# Operators that must never run outside a delegate: a convolution or matmul on the portable kernels
+# costs ~300x (DESIGN.md). Matched against ExecuTorch operator names such as "aten::convolution".
+HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scaled_dot_product", "pool")
+# Ratio |scale_skip / scale_main| above which a *_skip norm keeps its own folded conv (precision).
+_MAX_NORM_RATIO = 64.0
+
+PrepareSegment = Callable[[nn.Module, Tensor], nn.Module]
+
+
+class ExportError(RuntimeError):
+    """An export that would produce a wrong or slow program: parity failure or a heavy op not delegated."""
+
+
+def gates_tensor(gates: GatesLike, num_stages: int) -> Tensor:
+    """The program's ``gates`` input: int32 [S], 1 = skip."""
+    return torch.tensor([int(s) for s in Gates.coerce(gates, num_stages)], dtype=GATES_DTYPE)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Segments: the pieces that are lowered to XNNPACK one by one.
+
+
+class _Segment(nn.Module):
+    """Stage ``index`` with a fixed skip flag; the stem before stage 0 and the head after stage S-1."""
+
+    def __init__(self, model: AdnModel, index: int, skip: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.index = index
+        self.skip = skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.index == 0:
+            x = self.model.forward_stem(x)
+        x = self.model.forward_stage(self.index, x, self.skip)
+        if self.index == self.model.num_stages - 1:
+            x = self.model.forward_head(x)
+        return x
+
+
+class _Static(nn.Module):
+    """One sub-network as a plain ``forward(image)``."""
+
+    def __init__(self, model: AdnModel, gates: Gates) -> None:
+        super().__init__()
+        self.model = model
+        self.gates = gates
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.model.forward_stem(x)
+        for index, skip in enumerate(self.gates):
+            x = self.model.forward_stage(index, x, skip)
+        return self.model.forward_head(x)
+
+
+class _NormThenAffine(nn.Module):
+    """``target(x)`` computed as ``affine(first(x))``, so the conv before it folds with ``first``."""
+
+    def __init__(self, first: nn.BatchNorm2d, ratio: Tensor, shift: Tensor) -> None:
+        super().__init__()
+        self.first = first
+        channels = ratio.numel()
+        self.affine = nn.Conv2d(channels, channels, kernel_size=1, groups=channels)  # per channel: r x + c
+        with torch.no_grad():
+            self.affine.weight.copy_(ratio.reshape(-1, 1, 1, 1))
+            self.affine.bias.copy_(shift)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.affine(self.first(x))
+
+
+def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    return scale, bn.bias.detach().double() - bn.running_mean.double() * scale
+
+
+SHARE_BRANCHES = ("run", "skip")
+
+
+def share_skip_norms(model: AdnModel, branch: str = "run") -> tuple[AdnModel, int, int]:
+    """A copy for one branch kind whose norms are rewritten so every mandatory conv folds with the same norm.
+
+    Each mandatory ``<name>``/``<name>_skip`` BatchNorm2d pair folds its conv with the ``*_skip`` norm in both
+    branches. ``branch="run"``: the copy (for run branches) computes the main norm as skip norm + per-channel
+    affine; ``branch="skip"``: the copy (for skip branches) computes the skip norm as main norm + affine, so
+    the convs fold with the main norm instead. Returns (copy, pairs rewritten, pairs kept): a pair whose
+    scale ratio is extreme keeps its own norm (precision), and only that conv is stored twice.
+    """
+    if branch not in SHARE_BRANCHES:
+        raise ValueError(f"branch must be one of {SHARE_BRANCHES}, got {branch!r}")
+    shared = copy.deepcopy(model).eval()
+    rewritten = kept = 0
+    for module in list(shared.modules()):
+        for name, skip in list(module.named_children()):
+            main = getattr(module, name[: -len("_skip")], None) if name.endswith("_skip") else None
+            if not (isinstance(skip, nn.BatchNorm2d) and isinstance(main, nn.BatchNorm2d)):
+                continue
+            if not all(bn.track_running_stats and bn.affine for bn in (main, skip)):
+                kept += 1
+                continue
+            first, target, attr = (skip, main, name[: -len("_skip")]) if branch == "run" else (main, skip, name)
+            scale_first, shift_first = _bn_scale_shift(first)
+            scale_target, shift_target = _bn_scale_shift(target)
+            safe = torch.where(scale_first == 0, torch.ones_like(scale_first), scale_first)
+            ratio = scale_target / safe
+            if bool((scale_first.abs() < 1e-12).any()) or float(ratio.abs().max()) > _MAX_NORM_RATIO:
+                kept += 1
+                continue
+            shift = shift_target - shift_first * ratio
+            setattr(module, attr, _NormThenAffine(first, ratio.float(), shift.float()))
+            rewritten += 1
+    return shared, rewritten, kept
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lowering.
+
+
+def _lower_to_edge(programs: dict[str, torch.export.ExportedProgram]) -> Any:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    return to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
+
+
+def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[str, nn.Module]:
+    """Each segment lowered to one XNNPACK delegate (a LoweredBackendModule) to call inside a cond branch.
+
+    All segments go through one multi-method ``to_edge_transform_and_lower`` call (faster than one call each).
+    """
+    from executorch.exir.lowered_backend_module import get_lowered_submodules
+
+    programs = {name: torch.export.export(m, (x,), strict=False) for name, (m, x) in segments.items()}
+    edge = _lower_to_edge(programs)
+    delegates = {}
+    for name in segments:
+        graph_module = edge.exported_program(name).graph_module
+        lowered = get_lowered_submodules(graph_module)
+        calls = [n for n in graph_module.graph.nodes if n.target is torch.ops.higher_order.executorch_call_delegate]
+        if len(lowered) != 1 or len(calls) != 1 or len(calls[0].args) != 2:
+            raise ExportError(
+                f"segment {name} lowered to {len(lowered)} XNNPACK delegates taking "
+                f"{[len(c.args) - 1 for c in calls]} inputs; expected one delegate taking the activation alone "
+                "(an op XNNPACK does not support, or a non-constant buffer, splits the segment)"
+            )
+        delegates[name] = lowered[0][1]
+    return delegates
+
+
+class _Gated(nn.Module):
+    """``forward(image, gates)``: per stage ``cond(gates[i] != 0, skip_i, run_i)`` over pre-lowered delegates."""
+
+    def __init__(self, skips: list[nn.Module], runs: list[nn.Module]) -> None:
+        super().__init__()
+        self.skips = nn.ModuleList(skips)
+        self.runs = nn.ModuleList(runs)
+
+    def forward(self, image: Tensor, gates: Tensor) -> Tensor:
+        x = image
+        for index, (skip, run) in enumerate(zip(self.skips, self.runs)):
+            x = torch.cond(gates[index] != 0, lambda t, f=skip: f(t)[0], lambda t, f=run: f(t)[0], (x,))
+        return x
+
+
+@dataclass
+class _Segments:
+    """Every branch of a model, after ``prepare_segment``, with the input each one sees."""
+
+    skips: list[nn.Module]
+    runs: list[nn.Module]
+    examples: list[Tensor]
+    norms_shared: int
+    norms_kept: int
+
+    def reference(self, image: Tensor, gates: Gates) -> Tensor:
+        x = image
+        for skip, run, s in zip(self.skips, self.runs, gates):
+            x = (skip if s else run)(x)
+        return x
+
+
+def _segments(model: AdnModel, example: Tensor, prepare: PrepareSegment | None, share_weights: str | None) -> _Segments:
+    skip_model = run_model = model
+    shared = kept = 0
+    if share_weights == "run":
+        run_model, shared, kept = share_skip_norms(model, "run")
+    elif share_weights == "skip":
+        skip_model, shared, kept = share_skip_norms(model, "skip")
+    skips, runs, examples = [], [], []
+    x = example
+    with torch.no_grad():
+        for index in range(model.num_stages):
+            examples.append(x)
+            skip, run = _Segment(skip_model, index, True).eval(), _Segment(run_model, index, False).eval()
+            if prepare is not None:
+                skip, run = prepare(skip, x), prepare(run, x)
+            skips.append(skip)
+            runs.append(run)
+            x = run(x)
+    return _Segments(skips, runs, examples, shared, kept)
+
+
+def _share_mode(share_weights: bool | str | None) -> str | None:
+    if share_weights is True:
+        return "skip"
+    if share_weights in (False, None):
+        return None
+    if share_weights not in SHARE_BRANCHES:
+        raise ValueError(f"share_weights must be True, False or one of {SHARE_BRANCHES}, got {share_weights!r}")
+    return share_weights
+
+
+def program_ops(program: Any) -> dict[str, Any]:
+    """Operators outside delegates, and delegate backends, of an ``ExecutorchProgramManager`` or a .pte path.
+
+    The operator table of a method covers every branch of its conds, so this holds for every gate setting.
+    """
+    if isinstance(program, str | Path):
+        from executorch.exir._serialize._program import deserialize_pte_binary
+
+        schema = deserialize_pte_binary(Path(program).read_bytes()).program
+    else:
+        schema = program.executorch_program
+    ops: list[str] = []
+    delegates: list[str] = []
+    for plan in schema.execution_plan:
+        ops += [f"{op.name}.{op.overload}" if op.overload else op.name for op in plan.operators]
+        delegates += [d.id for d in plan.delegates]
+    heavy = sorted({op for op in ops if any(h in op.split("::")[-1] for h in HEAVY_OPS)})
+    return {"non_delegated_ops": sorted(set(ops)), "heavy_non_delegated": heavy, "delegates": sorted(set(delegates))}
+
+
+def _check_delegated(program: Any, what: str) -> dict[str, Any]:
+    info = program_ops(program)
+    if info["heavy_non_delegated"]:
+        raise ExportError(
+            f"{what}: {info['heavy_non_delegated']} run outside XNNPACK on the portable kernels (~300x slower); "
+            "the model uses an op the XNNPACK partitioner does not take. Non-delegated ops: "
+            f"{info['non_delegated_ops']}"
+        )
+    return info
+
+
+def parity_settings(num_stages: int) -> list[Gates]:
+    """Gate settings checked for parity: all 2^S up to S = 4; beyond, a set that runs every branch of every
+    stage (super-net, base-net, each stage alone skipped, each stage alone run)."""
+    if num_stages <= 4:
+        return all_gates(num_stages)
+    settings = {Gates((False,) * num_stages), Gates((True,) * num_stages)}
+    for i in range(num_stages):
+        settings.add(Gates(tuple(j == i for j in range(num_stages))))
+        settings.add(Gates(tuple(j != i for j in range(num_stages))))
+    return sorted(settings)
+
+
+def _parity_inputs(model: AdnModel, count: int = 2) -> list[Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return [torch.randn(model.input_spec.shape(1), generator=generator) for _ in range(count)]
+
+
+def _check_parity(
+    buffer: bytes,
+    method: str,
+    settings: Sequence[Gates],
+    inputs: Sequence[Tensor],
+    reference: Callable[[Tensor, Gates], Tensor],
+    make_args: Callable[[Tensor, Gates], list[Tensor]],
+    atol: float,
+) -> float:
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(buffer)
+    forward = program.load_method(method)
+    worst = 0.0
+    for gates in settings:
+        for x in inputs:
+            with torch.no_grad():
+                expected = reference(x, gates)
+            got = forward.execute(make_args(x, gates))[0]
+            diff = float((got - expected).abs().max())
+            if not diff <= atol:  # also catches NaN
+                raise ExportError(
+                    f"parity: sub-network {gates} differs from eager PyTorch by max |diff| {diff:.3g} > {atol:g} "
+                    "on fixed inputs; the program is not written"
+                )
+            worst = max(worst, diff)
+    return worst
+
+
+def _write(path: str | Path, buffer: bytes) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer)
+    return path
+
+
+def export_executorch(
+    model: AdnModel,
+    path: str | Path,
+    *,
+    prepare_segment: PrepareSegment | None = None,
+    share_weights: bool | str = False,
+    atol: float = PARITY_ATOL,
+) -> dict[str, Any]:
+    """Write one ``.pte`` whose ``forward(image, gates)`` runs any sub-network; return its manifest entry.
+
+    Args:
+        model: the ADN model (put in eval mode here).
+        path: the .pte to write (atomically, after the checks pass).
+        prepare_segment: ``(module, example_input) -> module`` applied to every branch before lowering
+            (e.g. PT2E int8); parity is then checked against the prepared branches run eagerly.
+        share_weights: False (default, fastest): mandatory convs folded with each norm, stored twice.
+            "skip" (or True): stored once, the skip branches pay a per-channel affine per rewritten norm;
+            "run": stored once, the run branches pay it (slow at larger inputs, see docs/export.md).
+        atol: parity tolerance, max |program - eager| over every gate setting.
+
+    Raises:
+        ExportError: a heavy op is not delegated to XNNPACK, or a sub-network fails parity.
+    """
+    from executorch.exir import to_edge
+
+    was_training = model.training
+    model.eval()
+    try:
+        n = model.num_stages
+        example = model.example_input()
+        mode = _share_mode(share_weights)
+        segments = _segments(model, example, prepare_segment, mode)
+        delegates = _lowered_delegates(
+            {
+                f"{kind}{i}": (m, x)
+                for kind, ms in (("skip", segments.skips), ("run", segments.runs))
+                for i, (m, x) in enumerate(zip(ms, segments.examples))
+            }
+        )
+        skips = [delegates[f"skip{i}"] for i in range(n)]
+        runs = [delegates[f"run{i}"] for i in range(n)]
+        # strict=True: the composite of pre-lowered delegates fails non-strict ("convert all Tensors to FakeTensors").
+        gated = torch.export.export(_Gated(skips, runs), (example, gates_tensor(None, n)), strict=True)
+        # The top level holds only delegates, gate selects and conds: no partitioner needed (2x faster).
+        program = to_edge(gated).to_executorch()
+        ops = _check_delegated(program, "gated program")
+
+        def reference(x: Tensor, gates: Gates) -> Tensor:
+            return model(x, gates) if prepare_segment is None else segments.reference(x, gates)
+
+        worst = _check_parity(
+            program.buffer,
+            "forward",
+            parity_settings(n),
+            _parity_inputs(model),
+            reference,
+            lambda x, g: [x, gates_tensor(g, n)],
+            atol,
+        )
+        _write(path, program.buffer)
+    finally:
+        model.train(was_training)
+    return {
+        "file": Path(path).name,
+        "method": "forward",
+        "inputs": ["image", "gates"],
+        "gates_input": {"dtype": "int32", "shape": [n], "values": "1 = skip the stage's skippable sub-path, 0 = run"},
+        "backend": "xnnpack",
+        "size_bytes": len(program.buffer),
+        "layout": "torch.cond per stage over pre-lowered XNNPACK branches",
+        "shared_weights": mode or "none",
+        "norm_pairs_shared": segments.norms_shared,
+        "non_delegated_ops": ops["non_delegated_ops"],
+        "parity_max_abs_diff": worst,
+    }
+
+
+def export_static_executorch(
+    model: AdnModel,
+    gates: GatesLike,
+    path: str | Path,
+    *,
+    prepare_segment: PrepareSegment | None = None,
+    atol: float = PARITY_ATOL,
+) -> dict[str, Any]:
+    """One sub-network alone as ``forward(image)`` (no cond, one delegate): the baseline for gate overhead."""
+    was_training = model.training
+    model.eval()
+    try:
+        g = Gates.coerce(gates, model.num_stages)
+        example = model.example_input()
+        module: nn.Module = _Static(model, g).eval()
+        if prepare_segment is not None:
+            module = prepare_segment(module, example)
+        exported = torch.export.export(module, (example,), strict=True)
+        program = _lower_to_edge({"forward": exported}).to_executorch()
+        ops = _check_delegated(program, f"static program {g}")
+        worst = _check_parity(
+            program.buffer, "forward", [g], _parity_inputs(model), lambda x, _: module(x), lambda x, _: [x], atol
+        )
+        _write(path, program.buffer)
+    finally:
+        model.train(was_training)
+    return {
+        "file": Path(path).name,
+        "method": "forward",
+        "inputs": ["image"],
+        "gates": str(g),
+        "backend": "xnnpack",
+        "size_bytes": len(program.buffer),
+        "non_delegated_ops": ops["non_delegated_ops"],
+        "parity_max_abs_diff": worst,
+    }
+
+
+def method_name(gates: Gates) -> str:
+    """Method of a multi-method program that runs one sub-network, e.g. ``subnet_FFT``."""
+    return f"subnet_{gates}"
+
+
+def export_multimethod_executorch(model: AdnModel, path: str | Path, *, atol: float = PARITY_ATOL) -> dict[str, Any]:
+    """Alternative layout (for comparison): one method ``subnet_<gates>`` per sub-network in one .pte."""
+    was_training = model.training
+    model.eval()
+    try:
+        example = model.example_input()
+        settings = all_gates(model.num_stages)
+        programs = {
+            method_name(g): torch.export.export(_Static(model, g).eval(), (example,), strict=True) for g in settings
+        }
+        program = _lower_to_edge(programs).to_executorch()
+        _check_delegated(program, "multi-method program")
+        from executorch.runtime import Runtime
+
+        loaded = Runtime.get().load_program(program.buffer)
+        worst = 0.0
+        for g in settings:
+            for x in _parity_inputs(model):
+                with torch.no_grad():
+                    expected = model(x, g)
+                diff = float((loaded.load_method(method_name(g)).execute([x])[0] - expected).abs().max())
+                if not diff <= atol:
+                    raise ExportError(f"parity: method {method_name(g)} differs by {diff:.3g} > {atol:g}")
+                worst = max(worst, diff)
+        _write(path, program.buffer)
+    finally:
+        model.train(was_training)
+    return {
+        "file": Path(path).name,
+        "methods": {str(g): method_name(g) for g in settings},
+        "size_bytes": len(program.buffer),
+        "parity_max_abs_diff": worst,
+    }
+
+
+def export_chained_executorch(
+    model: AdnModel, path: str | Path, *, share_weights: bool | str = False, atol: float = PARITY_ATOL
+) -> dict[str, Any]:
+    """Alternative layout (for comparison): methods ``stage<i>_skip``/``stage<i>_run`` that the host chains."""
+    was_training = model.training
+    model.eval()
+    try:
+        n = model.num_stages
+        segments = _segments(model, model.example_input(), None, _share_mode(share_weights))
+        programs = {}
+        for i, x in enumerate(segments.examples):
+            programs[f"stage{i}_skip"] = torch.export.export(segments.skips[i], (x,), strict=True)
+            programs[f"stage{i}_run"] = torch.export.export(segments.runs[i], (x,), strict=True)
+        program = _lower_to_edge(programs).to_executorch()
+        _check_delegated(program, "chained program")
+        from executorch.runtime import Runtime
+
+        loaded = Runtime.get().load_program(program.buffer)
+        worst = 0.0
+        for g in all_gates(n):
+            for x in _parity_inputs(model):
+                y = x
+                for i, s in enumerate(g):
+                    y = loaded.load_method(f"stage{i}_{'skip' if s else 'run'}").execute([y])[0]
+                with torch.no_grad():
+                    diff = float((y - model(x, g)).abs().max())
+                if not diff <= atol:
+                    raise ExportError(f"parity: chained sub-network {g} differs by {diff:.3g} > {atol:g}")
+                worst = max(worst, diff)
+        _write(path, program.buffer)
+    finally:
+        model.train(was_training)
+    return {
+        "file": Path(path).name,
+        "methods": sorted(programs),
+        "size_bytes": len(program.buffer),
+        "parity_max_abs_diff": worst,
+    }

@@ -1,0 +1,183 @@
+"""ExecuTorch export: one gated program, every heavy op on XNNPACK, parity with eager for every gate setting."""
+
+import pytest
+import torch
+from torch import nn
+
+from ondevice.export.executorch import (
+    PARITY_ATOL,
+    ExportError,
+    _check_delegated,
+    export_executorch,
+    export_static_executorch,
+    gates_tensor,
+    parity_settings,
+    program_ops,
+    share_skip_norms,
+)
+from ondevice.models import Gates, all_gates, build_model
+
+GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
+
+
+def tiny_model(seed: int = 0):
+    """resnet20_adn at 16x16 with random BN statistics, so each *_skip norm differs from its main norm."""
+    torch.manual_seed(seed)
+    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=16).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = tiny_model()
+    out = tmp_path_factory.mktemp("pte")
+    calls = []
+
+    def record(module, example):
+        calls.append((type(module).__name__, tuple(example.shape)))
+        return module
+
+    # The shared-weights variant here; the default (convs stored twice) is exported by test_runtime/test_profile.
+    entry = export_executorch(model, out / "model.pte", prepare_segment=record, share_weights="skip")
+    static = export_static_executorch(model, "FFF", out / "static_FFF.pte")
+    return model, out, entry, static, calls
+
+
+def test_manifest_entry_describes_the_program(exported):
+    _, out, entry, _, _ = exported
+    assert entry["file"] == "model.pte" and entry["method"] == "forward"
+    assert entry["inputs"] == ["image", "gates"]
+    assert entry["gates_input"]["dtype"] == "int32" and entry["gates_input"]["shape"] == [3]
+    assert entry["backend"] == "xnnpack"
+    assert entry["size_bytes"] == (out / "model.pte").stat().st_size
+    assert entry["parity_max_abs_diff"] <= PARITY_ATOL
+
+
+def test_every_heavy_op_is_delegated_in_the_written_file(exported):
+    _, out, entry, static, _ = exported
+    ops = program_ops(out / "model.pte")  # read back from disk: covers both branches of every cond
+    assert ops["delegates"] == ["XnnpackBackend"]
+    assert ops["heavy_non_delegated"] == []
+    assert set(ops["non_delegated_ops"]) <= GATE_PLUMBING, ops["non_delegated_ops"]
+    assert program_ops(out / "static_FFF.pte")["non_delegated_ops"] == []
+
+
+def test_a_convolution_on_the_portable_kernels_fails_the_check():
+    """The naive design (plain torch.cond, DESIGN.md): XNNPACK does not enter the branches."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    class NaiveCond(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x, gate):
+            return torch.cond(gate[0] != 0, lambda t: t.clone(), lambda t: self.conv(t)[:, :1, :, :].sum() + t, (x,))
+
+    args = (torch.randn(1, 1, 6, 6), torch.zeros(1, dtype=torch.int32))
+    program = to_edge_transform_and_lower(
+        torch.export.export(NaiveCond(), args, strict=True), partitioner=[XnnpackPartitioner()]
+    ).to_executorch()
+    assert "aten::convolution.out" in program_ops(program)["heavy_non_delegated"]
+    with pytest.raises(ExportError, match=r"convolution.*portable kernels"):
+        _check_delegated(program, "naive")
+
+
+def test_program_matches_eager_for_every_gate_setting(exported):
+    from executorch.runtime import Runtime
+
+    model, out, _, _, _ = exported
+    forward = Runtime.get().load_program(out / "model.pte").load_method("forward")
+    generator = torch.Generator().manual_seed(1)
+    for gates in all_gates(3):
+        for _ in range(2):
+            x = torch.randn(1, 1, 16, 16, generator=generator)
+            got = forward.execute([x, gates_tensor(gates, 3)])[0]
+            with torch.no_grad():
+                expected = model(x, gates)
+            assert (got - expected).abs().max().item() <= PARITY_ATOL, gates
+
+
+def test_static_program_runs_one_sub_network(exported):
+    from executorch.runtime import Runtime
+
+    model, out, _, static, _ = exported
+    assert static["inputs"] == ["image"] and static["gates"] == "FFF"
+    x = torch.randn(1, 1, 16, 16)
+    got = Runtime.get().load_program(out / "static_FFF.pte").load_method("forward").execute([x])[0]
+    with torch.no_grad():
+        torch.testing.assert_close(got, model(x, "FFF"), atol=PARITY_ATOL, rtol=0)
+
+
+def test_mandatory_convs_are_stored_once(exported):
+    """Skip norms as main norm + affine: the gated program is barely larger than the static super-net."""
+    _, _, entry, static, _ = exported
+    assert entry["shared_weights"] == "skip"
+    assert entry["norm_pairs_shared"] == 12  # 3 stages x 2 mandatory blocks x 2 norms
+    assert entry["size_bytes"] / static["size_bytes"] <= 1.10
+
+
+def test_prepare_segment_sees_every_branch_with_its_input(exported):
+    _, _, _, _, calls = exported
+    assert len(calls) == 6  # skip and run branch of 3 stages
+    shapes = [shape for _, shape in calls]
+    assert shapes[:2] == [(1, 1, 16, 16)] * 2  # stage 0 branches take the image (the stem is inside)
+    assert shapes[2:4] == [(1, 16, 16, 16)] * 2 and shapes[4:] == [(1, 32, 8, 8)] * 2
+
+
+@pytest.mark.parametrize("branch", ["run", "skip"])
+def test_share_skip_norms_is_exact_and_keeps_extreme_ratios(branch):
+    model = tiny_model(1)
+    block = model.layer1[0]
+    with torch.no_grad():  # the norm the conv folds with has scale ~0: the ratio would lose precision
+        (block.bn1_skip if branch == "run" else block.bn1).weight[0] = 1e-9
+    shared, rewritten, kept = share_skip_norms(model, branch)
+    assert (rewritten, kept) == (11, 1)
+    x = torch.randn(2, 1, 16, 16)
+    for gates in all_gates(3):
+        with torch.no_grad():
+            torch.testing.assert_close(shared(x, gates), model(x, gates), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="branch must be one of"):
+        share_skip_norms(model, "both")
+
+
+class _Drifting(nn.Module):
+    """Eager output differs from what export traces: the program cannot match eager PyTorch."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        y = self.inner(x)
+        return y if torch.compiler.is_exporting() else y * 1.5
+
+
+def test_parity_failure_raises_and_writes_nothing(tmp_path):
+    model = tiny_model()
+    target = tmp_path / "model.pte"
+    with pytest.raises(ExportError, match=r"parity: sub-network .* differs from eager PyTorch"):
+        export_executorch(model, target, prepare_segment=lambda m, x: _Drifting(m))
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_parity_settings_cover_every_branch_for_deep_models():
+    assert parity_settings(3) == all_gates(3)
+    deep = parity_settings(8)
+    assert len(deep) == 18 and Gates((False,) * 8) in deep and Gates((True,) * 8) in deep
+    for i in range(8):  # each stage is skipped in one setting and run in another
+        assert any(g[i] for g in deep) and any(not g[i] for g in deep)
+
+
+def test_gates_tensor_is_int32_one_per_stage():
+    t = gates_tensor("TFT", 3)
+    assert t.dtype == torch.int32 and t.tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="3 stages"):
+        gates_tensor("TF", 3)

@@ -1,0 +1,111 @@
+"""``ondevice profile``: latency table into the manifest, plot, app latency files, ETDump operator breakdown."""
+
+import json
+
+import pytest
+from test_export_executorch import tiny_model
+from test_runtime import write_run
+
+from ondevice.cli import main
+from ondevice.export.bundle import export_bundle
+from ondevice.export.manifest import ManifestError, load_manifest
+from ondevice.models import all_gates
+from ondevice.profile import (
+    device_name,
+    format_latency_table,
+    merge_latency,
+    operator_breakdown,
+    profile_bundle,
+)
+
+GATES = [str(g) for g in all_gates(3)]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("profile")
+    ckpt = write_run(root / "run", tiny_model())
+    export_bundle(ckpt, root / "bundle", log=lambda _: None)
+    return root / "bundle"
+
+
+def test_profile_writes_latency_table_and_plot(bundle):
+    result = profile_bundle(bundle, threads=1, runs=5, warmup=1, device="test host")
+    manifest = load_manifest(bundle)
+    table = manifest["latency"]["test host"]
+    assert result["device"] == "test host" and table["threads"] == 1 and table["runs"] == 5
+    assert table["backend"] == "xnnpack" and table["program_size_bytes"] == (bundle / "model.pte").stat().st_size
+    assert sorted(table["subnets"]) == sorted(GATES)
+    for row in table["subnets"].values():
+        assert 0 < row["min_ms"] <= row["median_ms"] <= row["p90_ms"]
+    assert table["peak_rss_delta_bytes"] > 0 and "VmHWM" in table["memory_note"]
+    assert (bundle / "latency.png").stat().st_size > 1000
+    text = format_latency_table(manifest, "test host")
+    assert all(g in text for g in GATES) and "super-net" in text
+
+
+def test_default_device_name_names_host_and_cpu():
+    name = device_name()
+    assert "cores)" in name and "(" in name
+
+
+def _phone(**overrides):
+    data = {
+        "format": "ondevice-latency",
+        "version": 1,
+        "device": "Pixel 8 (Tensor G3), Android 15",
+        "model": "resnet20_adn",
+        "backend": "xnnpack",
+        "threads": 4,
+        "runs": 50,
+        "subnets": {g: {"median_ms": 1.0 + i, "p90_ms": 1.5 + i, "min_ms": 0.9 + i} for i, g in enumerate(GATES)},
+    }
+    data.update(overrides)
+    return data
+
+
+def test_merge_app_latency_file(bundle, tmp_path):
+    phone = tmp_path / "phone.json"
+    phone.write_text(json.dumps(_phone()))
+    manifest = merge_latency(bundle, phone)
+    table = manifest["latency"]["Pixel 8 (Tensor G3), Android 15"]
+    assert table["source"] == "app" and table["threads"] == 4 and table["subnets"]["TTT"]["median_ms"] == 8.0
+    assert "Pixel 8 (Tensor G3), Android 15" in load_manifest(bundle)["latency"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_phone(format="other"), r"not an ondevice latency file at format"),
+        (_phone(subnets={"FFF": {"p90_ms": 1.0}}), r"'median_ms' is a required property"),
+        (_phone(subnets={"FFFF": {"median_ms": 1.0}}), r"names sub-networks \['FFFF'\]"),
+        (_phone(model="mobilenetv2_adn"), r"measured on model 'mobilenetv2_adn', this bundle holds 'resnet20_adn'"),
+    ],
+)
+def test_merge_rejects_bad_files(bundle, tmp_path, data, message):
+    phone = tmp_path / "phone.json"
+    phone.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=message):
+        merge_latency(bundle, phone)
+
+
+def test_operator_breakdown_from_etdump(bundle):
+    ops = operator_breakdown(bundle, "FFF", runs=3)
+    by_name = {(r["name"], r["delegated"]): r for r in ops["operators"]}
+    conv = by_name[("Convolution (NHWC, F32) IGEMM", True)]
+    assert conv["kind"] == "operator" and conv["calls_per_run"] >= 9 and conv["ms_per_run"] > 0
+    assert by_name[("DELEGATE_CALL", False)]["calls_per_run"] == 3  # one delegate per stage
+    portable = [r["name"] for r in ops["operators"] if r["name"].startswith("native_call_")]
+    assert portable and all("conv" not in name for name in portable)
+    assert ops["method_ms"] > 0
+
+
+def test_cli_profile_and_merge(bundle, tmp_path, capsys):
+    assert main(["profile", str(bundle), "--runs", "2", "--warmup", "0", "--threads", "1", "--no-memory"]) == 0
+    out = capsys.readouterr().out
+    assert "median ms" in out and '"subnets"' in out
+    phone = tmp_path / "phone.json"
+    phone.write_text(json.dumps(_phone(device="iPhone 15")))
+    assert main(["profile", str(bundle), "--merge", str(phone)]) == 0
+    assert "merged" in capsys.readouterr().out
+    assert "iPhone 15" in load_manifest(bundle)["latency"]
