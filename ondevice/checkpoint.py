@@ -69,6 +69,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path_or_state: str | Path | dict[str, Any]) -> tuple[AdnModel, dict[str, Any]]:
     """The trained model (eval mode) and its checkpoint dict."""
     state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state)
-    model = build_model(state["model_name"], **state["model_kwargs"])
+    method = state.get("train_config", {}).get("method")
+    if method is not None and method.startswith("exits-"):  # a multi-exit model (ondevice.exits)
+        from .exits.training import build_exit_model
+
+        model = build_exit_model(state["model_name"], state["model_kwargs"], method, freeze=False)
+    else:
+        model = build_model(state["model_name"], **state["model_kwargs"])
     model.load_state_dict(state["model"])
     return model.eval(), state

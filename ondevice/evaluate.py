@@ -54,6 +54,8 @@ def evaluate_checkpoint(
 ) -> list[SubnetResult]:
     """Evaluate a checkpoint on its data set's test split; writes eval.json and pareto.png into ``out_dir``."""
     model, state = load_model(checkpoint)
+    if model.num_stages == 0:
+        raise ValueError(f"{state['model_name']} has no depth gates; evaluate it with `ondevice exits eval`")
     cfg = state["train_config"]
     data = load_data(
         cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]

@@ -11,6 +11,8 @@ Methods (``--method``):
                individually trained network of that depth.
   random-skip  LayerDrop-style: each step every stage is skipped with probability ``skip_prob``
                (with its *_skip norms), plain CE on that sub-network.
+  exits-*      multi-exit training (IMTA, PAPERS.md C): exits after every stage, combined with the
+               two ADN passes; also trains MSDNet (``--model msdnet_tiny``). See ondevice/exits/training.py.
 The official code distils on the teacher's top-k logits (k=500 of 1000 ImageNet classes); with the
 few classes of the data sets here all logits are used.
 """
@@ -34,11 +36,13 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DataSpec, DataSplits, load_data
+from .exits.heads import MultiExitNet
+from .exits.training import EXIT_METHODS, EXIT_STEPS, build_exit_model, is_exit_method
 from .models import AdnModel, Gates, base_net, build_model, super_net
 
 __all__ = ["METHODS", "TrainConfig", "adn_distillation_loss", "train"]
 
-METHODS = ("adn", "static", "random-skip")
+METHODS = ("adn", "static", "random-skip", *EXIT_METHODS)
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -56,6 +60,9 @@ class TrainConfig:
     skip_prob: float = 0.5  # random-skip: probability that a stage skips its skippable sub-path
     alpha: float = 0.5  # adn: weight of the super-net's label loss; the base-net's KD gets 1 - alpha
     temperature: float = 1.0  # adn: KD temperature T
+    ofa_gamma: float = 0.9  # exits-ofa/imta: weight of the KD term of OFA-KD (IMTA: 0.9 CIFAR, 0.1 ImageNet)
+    ofa_temperature: float = 3.0  # exits-ofa/imta: OFA-KD temperature (IMTA: 3 CIFAR, 1 ImageNet)
+    init_from: str | None = None  # exits-isc/imta: the stage-1 checkpoint whose frozen network gets ISC heads
     epochs: int = 6
     batch_size: int = 64
     lr: float = 0.05
@@ -75,6 +82,12 @@ class TrainConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.skip_prob <= 1.0:
             raise ValueError(f"skip_prob must be in [0, 1], got {self.skip_prob}")
+        if not 0.0 <= self.ofa_gamma <= 1.0 or not self.ofa_temperature > 0:
+            raise ValueError(
+                f"need 0 <= ofa_gamma <= 1 and ofa_temperature > 0, got {self.ofa_gamma}, {self.ofa_temperature}"
+            )
+        if (self.init_from is not None) != (self.method in ("exits-isc", "exits-imta")):
+            raise ValueError("--init-from STAGE1_CHECKPOINT is required by exits-isc and exits-imta, and only by them")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -132,12 +145,12 @@ def _random_skip_step(cfg: TrainConfig, num_stages: int) -> StepFn:
     return step
 
 
-_STEPS = {"adn": _adn_step, "static": _static_step, "random-skip": _random_skip_step}
+_STEPS = {"adn": _adn_step, "static": _static_step, "random-skip": _random_skip_step, **EXIT_STEPS}
 
 
 @torch.no_grad()
-def accuracy(model: AdnModel, data: TensorDataset, gates: Gates, batch_size: int = 256) -> float:
-    """Top-1 accuracy (0..1) of one sub-network on a data set."""
+def accuracy(model: nn.Module, data: TensorDataset, gates: Gates | None, batch_size: int = 256) -> float:
+    """Top-1 accuracy (0..1) of one sub-network on a data set (gates None: a model without gates)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -170,7 +183,7 @@ def _setup_distributed() -> _Distributed:
     return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _build(cfg: TrainConfig, spec: DataSpec) -> AdnModel:
+def _build(cfg: TrainConfig, spec: DataSpec) -> AdnModel | MultiExitNet:
     kwargs = {
         "num_classes": spec.num_classes,
         "in_chans": spec.in_chans,
@@ -180,6 +193,8 @@ def _build(cfg: TrainConfig, spec: DataSpec) -> AdnModel:
         **cfg.model_kwargs,
     }
     cfg.model_kwargs = kwargs
+    if is_exit_method(cfg.method):
+        return build_exit_model(cfg.model, kwargs, cfg.method, init_from=cfg.init_from)
     return build_model(cfg.model, **kwargs)
 
 
@@ -266,8 +281,11 @@ def train(
         rng_states = _gather_rng_states(ddp)
         if ddp.is_master:
             n = model.num_stages
-            record["test_top1_super"] = accuracy(model, data.test, super_net(n))
-            record["test_top1_base"] = accuracy(model, data.test, base_net(n))
+            if n == 0:  # no depth gates (MSDNet)
+                record["test_top1"] = accuracy(model, data.test, None)
+            else:
+                record["test_top1_super"] = accuracy(model, data.test, super_net(n))
+                record["test_top1_base"] = accuracy(model, data.test, base_net(n))
             history.append(record)
             save_checkpoint(
                 ckpt_path,
