@@ -134,8 +134,9 @@ def test_failed_export_keeps_previous_package(exported, model, monkeypatch):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch directories left
 
 
-@pytest.mark.parametrize(("mode", "op"), [("int8-linear", "constexpr_blockwise_shift_scale"),
-                                          ("palettize-4bit", "constexpr_lut_to_dense")])
+@pytest.mark.parametrize(
+    ("mode", "op"), [("int8-linear", "constexpr_blockwise_shift_scale"), ("palettize-4bit", "constexpr_lut_to_dense")]
+)
 def test_compression(exported, mode, op):
     out, entry, _ = exported
     compressed = compress_coreml(out / "model.mlpackage", out / f"{mode}.mlpackage", mode)
