@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = verbs.add_parser("demo", help="train the default ADN on the embedded MNIST and evaluate it")
     demo.add_argument("--out", default="ondevice-demo")
-    demo.add_argument("--epochs", type=int, default=defaults.epochs)
+    demo.add_argument("--epochs", type=int, default=4)
     demo.add_argument("--seed", type=int, default=0)
     add_policy_parser(verbs)
     add_exits_parser(verbs)

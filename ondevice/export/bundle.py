@@ -21,6 +21,7 @@ from typing import Any
 from ..checkpoint import load_model
 from ..models import AdnModel, Gates
 from ..models.cost import count_flops, count_params_used
+from ..policy.config import write_policy_json
 from .manifest import MANIFEST_NAME, new_manifest, save_manifest
 
 __all__ = ["FORMATS", "MissingExtraError", "available_formats", "export_bundle", "find_eval_json", "resolve_formats"]
@@ -180,6 +181,7 @@ def export_bundle(
     if not names:
         raise MissingExtraError("--format all: no export format has its dependencies installed")
     exporters = {fmt: _exporter(fmt) for fmt in names}  # fail on a missing extra before any work
+    _check_out_dir(out_dir)
     model, state = load_model(checkpoint)
     rows, source = _accuracy_rows(model, state, checkpoint, Path(eval_json) if eval_json else None, data_root)
     log(f"accuracy per sub-network: {source}")
@@ -201,18 +203,24 @@ def export_bundle(
             entry.setdefault("file", target.name)
             manifest["formats"][fmt] = entry
         save_manifest(scratch / MANIFEST_NAME, manifest)
+        write_policy_json(scratch)
         _replace_dir(scratch, out_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return manifest
 
 
+def _check_out_dir(target: Path) -> None:
+    """Only a bundle (or an empty directory) may be replaced."""
+    if target.exists() and not (target.is_dir() and ((target / MANIFEST_NAME).is_file() or not any(target.iterdir()))):
+        raise FileExistsError(f"{target} exists and is not a bundle (no {MANIFEST_NAME}); choose another --out")
+
+
 def _replace_dir(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``; an existing bundle there is renamed aside first and removed after."""
     old = None
     if target.exists():
-        if not (target / MANIFEST_NAME).is_file() and any(target.iterdir()):
-            raise FileExistsError(f"{target} exists and is not a bundle (no {MANIFEST_NAME}); choose another --out")
+        _check_out_dir(target)
         old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
         target.rename(old / target.name)
     new.rename(target)
@@ -257,7 +265,7 @@ def run_export(args: argparse.Namespace) -> int:
             data_root=args.data_root,
             share_weights=False if args.share_weights == "none" else args.share_weights,
         )
-    except (MissingExtraError, ExportError) as err:
+    except (MissingExtraError, ExportError, FileExistsError) as err:
         print(f"ondevice export: error: {err}", file=sys.stderr)
         return 2
     for fmt, entry in manifest["formats"].items():
