@@ -10,6 +10,7 @@ from test_export_executorch import tiny_model
 from ondevice.checkpoint import save_checkpoint
 from ondevice.cli import main
 from ondevice.export.bundle import (
+    FORMATS,
     MissingExtraError,
     _accuracy_rows,
     available_formats,
@@ -19,6 +20,7 @@ from ondevice.export.bundle import (
 )
 from ondevice.export.manifest import ManifestError, load_manifest
 from ondevice.models import Gates, all_gates
+from ondevice.policy.config import PolicyConfig, load_policy_config
 from ondevice.runtime import BundleError, GatedProgram, load_bundle, set_threads, thread_count
 
 DATA_SPEC = {
@@ -81,7 +83,8 @@ def copy_of(bundle, tmp_path):
 
 def test_bundle_holds_program_and_valid_manifest(bundle):
     _, path, ckpt = bundle
-    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.pte"]
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.pte", "policy.json"]
+    assert load_policy_config(path) == PolicyConfig()  # default parameters, read back from the bundle
     manifest = load_manifest(path)
     assert manifest["model"]["name"] == "resnet20_adn" and manifest["model"]["checkpoint"] == str(ckpt)
     assert manifest["input"]["shape"] == [1, 1, 16, 16] and manifest["input"]["mean"] == [0.5]
@@ -254,9 +257,25 @@ def test_formats_and_missing_extras():
     assert resolve_formats("executorch,executorch") == ["executorch"]
     with pytest.raises(ValueError, match=r"unknown format\(s\) \['onnx'\]"):
         resolve_formats("onnx")
-    if "tflite" not in available_formats():
-        with pytest.raises(MissingExtraError, match=r"pip install 'ondevice\[litert\]'"):
-            export_bundle("unused.pt", "unused", "tflite")
+
+
+def test_missing_extra_names_what_to_install(monkeypatch, tmp_path):
+    # As if litert-torch were not installed: the format's dependency list names a module that does not exist.
+    _, _, hint = FORMATS["tflite"]
+    monkeypatch.setitem(FORMATS, "tflite", ("model.tflite", ("no_such_module_for_ondevice",), hint))
+    assert "tflite" not in available_formats()
+    with pytest.raises(
+        MissingExtraError, match=r"--format tflite needs no_such_module_for_ondevice.*ondevice\[litert\]"
+    ):
+        export_bundle(tmp_path / "unused.pt", tmp_path / "bundle", "tflite")
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_export_refuses_to_replace_a_directory_that_is_not_a_bundle(bundle, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["export", str(bundle[2]), "--out", str(tmp_path)]) == 2
+    assert "exists and is not a bundle" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_eval_json_of_another_checkpoint_is_ignored(tmp_path):
