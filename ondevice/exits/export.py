@@ -125,7 +125,14 @@ def export_exits_executorch(
     """
     from executorch.runtime import Runtime
 
-    from ..export.executorch import ExportError, _check_delegated, _lower_to_edge, _write, share_skip_norms
+    from ..export.executorch import (
+        ExportError,
+        _check_delegated,
+        _lower_to_edge,
+        _parity_inputs,
+        _write,
+        share_skip_norms,
+    )
 
     if not isinstance(model, MultiExitModel):
         raise ValueError(
@@ -142,8 +149,7 @@ def export_exits_executorch(
         loaded = Runtime.get().load_program(program.buffer)
         methods = {name: loaded.load_method(name) for name in programs}
         worst = 0.0
-        generator = torch.Generator().manual_seed(0)
-        inputs = [torch.randn(model.input_spec.shape(1), generator=generator) for _ in range(2)]
+        inputs = _parity_inputs(model)
         for gates in all_gates(model.num_stages):
             for image in inputs:
                 with torch.no_grad():

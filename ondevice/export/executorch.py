@@ -314,26 +314,27 @@ def _parity_inputs(model: AdnModel, count: int = 2) -> list[Tensor]:
     return [torch.randn(model.input_spec.shape(1), generator=generator) for _ in range(count)]
 
 
+def _load_program(buffer: bytes) -> Any:
+    """The program in ``buffer`` loaded by the ExecuTorch runtime (methods are loaded on demand)."""
+    from executorch.runtime import Runtime
+
+    return Runtime.get().load_program(buffer)
+
+
 def _check_parity(
-    buffer: bytes,
-    method: str,
     settings: Sequence[Gates],
     inputs: Sequence[Tensor],
     reference: Callable[[Tensor, Gates], Tensor],
-    make_args: Callable[[Tensor, Gates], list[Tensor]],
+    run: Callable[[Tensor, Gates], Tensor],
     atol: float,
 ) -> float:
-    from executorch.runtime import Runtime
-
-    program = Runtime.get().load_program(buffer)
-    forward = program.load_method(method)
+    """Max |program - eager| over ``settings`` x ``inputs``; raises ExportError past ``atol`` (or on NaN)."""
     worst = 0.0
     for gates in settings:
         for x in inputs:
             with torch.no_grad():
                 expected = reference(x, gates)
-            got = forward.execute(make_args(x, gates))[0]
-            diff = float((got - expected).abs().max())
+            diff = float((run(x, gates) - expected).abs().max())
             if not diff <= atol:  # also catches NaN
                 raise ExportError(
                     f"parity: sub-network {gates} differs from eager PyTorch by max |diff| {diff:.3g} > {atol:g} "
@@ -400,13 +401,12 @@ def export_executorch(
         def reference(x: Tensor, gates: Gates) -> Tensor:
             return model(x, gates) if prepare_segment is None else segments.reference(x, gates)
 
+        forward = _load_program(program.buffer).load_method("forward")
         worst = _check_parity(
-            program.buffer,
-            "forward",
             parity_settings(n),
             _parity_inputs(model),
             reference,
-            lambda x, g: [x, gates_tensor(g, n)],
+            lambda x, g: forward.execute([x, gates_tensor(g, n)])[0],
             atol,
         )
         _write(path, program.buffer)
@@ -447,8 +447,9 @@ def export_static_executorch(
         exported = torch.export.export(module, (example,), strict=True)
         program = _lower_to_edge({"forward": exported}).to_executorch()
         ops = _check_delegated(program, f"static program {g}")
+        forward = _load_program(program.buffer).load_method("forward")
         worst = _check_parity(
-            program.buffer, "forward", [g], _parity_inputs(model), lambda x, _: module(x), lambda x, _: [x], atol
+            [g], _parity_inputs(model), lambda x, _: module(x), lambda x, _: forward.execute([x])[0], atol
         )
         _write(path, program.buffer)
     finally:
@@ -482,18 +483,12 @@ def export_multimethod_executorch(model: AdnModel, path: str | Path, *, atol: fl
         }
         program = _lower_to_edge(programs).to_executorch()
         _check_delegated(program, "multi-method program")
-        from executorch.runtime import Runtime
+        loaded = _load_program(program.buffer)
 
-        loaded = Runtime.get().load_program(program.buffer)
-        worst = 0.0
-        for g in settings:
-            for x in _parity_inputs(model):
-                with torch.no_grad():
-                    expected = model(x, g)
-                diff = float((loaded.load_method(method_name(g)).execute([x])[0] - expected).abs().max())
-                if not diff <= atol:
-                    raise ExportError(f"parity: method {method_name(g)} differs by {diff:.3g} > {atol:g}")
-                worst = max(worst, diff)
+        def run_method(x: Tensor, gates: Gates) -> Tensor:
+            return loaded.load_method(method_name(gates)).execute([x])[0]
+
+        worst = _check_parity(settings, _parity_inputs(model), model, run_method, atol)
         _write(path, program.buffer)
     finally:
         model.train(was_training)
@@ -520,20 +515,14 @@ def export_chained_executorch(
             programs[f"stage{i}_run"] = torch.export.export(segments.runs[i], (x,), strict=True)
         program = _lower_to_edge(programs).to_executorch()
         _check_delegated(program, "chained program")
-        from executorch.runtime import Runtime
+        loaded = _load_program(program.buffer)
 
-        loaded = Runtime.get().load_program(program.buffer)
-        worst = 0.0
-        for g in all_gates(n):
-            for x in _parity_inputs(model):
-                y = x
-                for i, s in enumerate(g):
-                    y = loaded.load_method(f"stage{i}_{'skip' if s else 'run'}").execute([y])[0]
-                with torch.no_grad():
-                    diff = float((y - model(x, g)).abs().max())
-                if not diff <= atol:
-                    raise ExportError(f"parity: chained sub-network {g} differs by {diff:.3g} > {atol:g}")
-                worst = max(worst, diff)
+        def run_chain(x: Tensor, gates: Gates) -> Tensor:
+            for i, skip in enumerate(gates):
+                x = loaded.load_method(f"stage{i}_{'skip' if skip else 'run'}").execute([x])[0]
+            return x
+
+        worst = _check_parity(all_gates(n), _parity_inputs(model), model, run_chain, atol)
         _write(path, program.buffer)
     finally:
         model.train(was_training)
