@@ -15,12 +15,14 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path
+from .data import DataSplits, load_data
 from .models import AdnModel, build_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "CheckpointError",
+    "checkpoint_data",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
@@ -78,3 +80,11 @@ def load_model(path_or_state: str | Path | dict[str, Any]) -> tuple[AdnModel, di
         model = build_model(state["model_name"], **state["model_kwargs"])
     model.load_state_dict(state["model"])
     return model.eval(), state
+
+
+def checkpoint_data(state: dict[str, Any], data_root: str | None = None) -> DataSplits:
+    """The data set a checkpoint was trained on, same split (``data_root`` overrides the recorded directory)."""
+    cfg = state["train_config"]
+    return load_data(
+        cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]
+    )

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from quant.cli import QUANT_VERBS, add_quant_parsers, run_quant
+
 from .exits.cli import add_exits_parser, run_exits
 from .export.bundle import add_export_parser, run_export
 from .policy.cli import add_policy_parser, run_policy
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     add_exits_parser(verbs)
     add_export_parser(verbs)
     add_profile_parser(verbs)
+    add_quant_parsers(verbs)
     return parser
 
 
@@ -130,4 +133,6 @@ def _run(args: argparse.Namespace) -> int:
         return run_export(args)
     if args.verb == "profile":
         return run_profile(args)
+    if args.verb in QUANT_VERBS:
+        return run_quant(args)
     raise AssertionError(f"unhandled verb {args.verb}")

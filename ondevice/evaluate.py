@@ -9,8 +9,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .atomic import write_json_atomic
-from .checkpoint import load_model
-from .data import load_data
+from .checkpoint import checkpoint_data, load_model
 from .models import AdnModel, Gates, all_gates
 from .models.cost import count_flops, count_params_used
 from .pareto import pareto_front
@@ -57,9 +56,7 @@ def evaluate_checkpoint(
     if model.num_stages == 0:
         raise ValueError(f"{state['model_name']} has no depth gates; evaluate it with `ondevice exits eval`")
     cfg = state["train_config"]
-    data = load_data(
-        cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]
-    )
+    data = checkpoint_data(state, data_root)
     rows = evaluate(model, data.test, progress=progress)
     out_dir = Path(out_dir)
     write_json_atomic(

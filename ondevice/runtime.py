@@ -123,6 +123,11 @@ class GatedProgram:
         g = torch.tensor([int(s) for s in self.gates(gates)], dtype=GATES_DTYPE)
         return self._method.execute([x, g])[0]
 
+    def predict(self, images: Tensor, gates: GatesLike = None) -> Tensor:
+        """Class ids [N] of the sub-network ``gates`` for normalized images [N, C, H, W], one program call each."""
+        g = torch.tensor([int(s) for s in self.gates(gates)], dtype=GATES_DTYPE)
+        return torch.stack([self._method.execute([self._image(x), g])[0][0].argmax() for x in images])
+
     def _image(self, image: Tensor | np.ndarray) -> Tensor:
         if isinstance(image, np.ndarray):
             image = torch.from_numpy(image)

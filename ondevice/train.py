@@ -40,7 +40,7 @@ from .exits.heads import MultiExitNet
 from .exits.training import EXIT_METHODS, EXIT_STEPS, build_exit_model, is_exit_method
 from .models import AdnModel, Gates, base_net, build_model, super_net
 
-__all__ = ["METHODS", "TrainConfig", "adn_distillation_loss", "train"]
+__all__ = ["METHODS", "StepFn", "TrainConfig", "accuracy", "adn_distillation_loss", "step_function", "train"]
 
 METHODS = ("adn", "static", "random-skip", *EXIT_METHODS)
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -148,6 +148,11 @@ def _random_skip_step(cfg: TrainConfig, num_stages: int) -> StepFn:
 _STEPS = {"adn": _adn_step, "static": _static_step, "random-skip": _random_skip_step, **EXIT_STEPS}
 
 
+def step_function(cfg: TrainConfig, num_stages: int) -> StepFn:
+    """Forward(s) and backward(s) of one batch for ``cfg.method``, on any ``net(x, gates)``; the caller steps."""
+    return _STEPS[cfg.method](cfg, num_stages)
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, data: TensorDataset, gates: Gates | None, batch_size: int = 256) -> float:
     """Top-1 accuracy (0..1) of one sub-network on a data set (gates None: a model without gates)."""
@@ -249,7 +254,7 @@ def train(
         net = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
-    step_fn = _STEPS[cfg.method](cfg, model.num_stages)
+    step_fn = step_function(cfg, model.num_stages)
 
     for epoch in range(start_epoch, cfg.epochs):
         sampler.set_epoch(epoch)

@@ -11,11 +11,10 @@ from ondevice.export.executorch import (
     export_executorch,
     export_static_executorch,
     gates_tensor,
-    parity_settings,
     program_ops,
     share_skip_norms,
 )
-from ondevice.models import Gates, all_gates, build_model
+from ondevice.models import Gates, all_gates, build_model, covering_gates
 
 GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
 
@@ -44,7 +43,7 @@ def exported(tmp_path_factory):
         return module
 
     # The shared-weights variant here; the default (convs stored twice) is exported by test_runtime/test_profile.
-    entry = export_executorch(model, out / "model.pte", prepare_segment=record, share_weights="skip")
+    entry = export_executorch(model, out / "model.pte", quantize=lambda s: s.map(record), share_weights="skip")
     static = export_static_executorch(model, "FFF", out / "static_FFF.pte")
     return model, out, entry, static, calls
 
@@ -124,12 +123,11 @@ def test_mandatory_convs_are_stored_once(exported):
     assert entry["size_bytes"] / static["size_bytes"] <= 1.10
 
 
-def test_prepare_segment_sees_every_branch_with_its_input(exported):
+def test_quantize_hook_sees_every_segment_with_its_input(exported):
     _, _, _, _, calls = exported
-    assert len(calls) == 6  # skip and run branch of 3 stages
-    shapes = [shape for _, shape in calls]
-    assert shapes[:2] == [(1, 1, 16, 16)] * 2  # stage 0 branches take the image (the stem is inside)
-    assert shapes[2:4] == [(1, 16, 16, 16)] * 2 and shapes[4:] == [(1, 32, 8, 8)] * 2
+    assert len(calls) == 6  # skip and run segment of 3 stages
+    stage_inputs = [(1, 1, 16, 16), (1, 16, 16, 16), (1, 32, 8, 8)]  # stage 0 takes the image (stem inside)
+    assert [shape for _, shape in calls] == stage_inputs * 2  # skip segments, then run segments
 
 
 @pytest.mark.parametrize("branch", ["run", "skip"])
@@ -164,13 +162,13 @@ def test_parity_failure_raises_and_writes_nothing(tmp_path):
     model = tiny_model()
     target = tmp_path / "model.pte"
     with pytest.raises(ExportError, match=r"parity: sub-network .* differs from eager PyTorch"):
-        export_executorch(model, target, prepare_segment=lambda m, x: _Drifting(m))
+        export_executorch(model, target, quantize=lambda s: s.map(lambda m, x: _Drifting(m)))
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_parity_settings_cover_every_branch_for_deep_models():
-    assert parity_settings(3) == all_gates(3)
-    deep = parity_settings(8)
+def test_covering_gates_cover_every_branch_for_deep_models():
+    assert covering_gates(3) == all_gates(3)
+    deep = covering_gates(8)
     assert len(deep) == 18 and Gates((False,) * 8) in deep and Gates((True,) * 8) in deep
     for i in range(8):  # each stage is skipped in one setting and run in another
         assert any(g[i] for g in deep) and any(not g[i] for g in deep)

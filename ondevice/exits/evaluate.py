@@ -380,8 +380,7 @@ def evaluate_exits_checkpoint(
     The network was trained on the whole train split, so a held-out share of the test split
     (``holdout_fraction``, stratified) stands in for a validation set. Writes exits.json and exits.png.
     """
-    from ..checkpoint import load_model
-    from ..data import load_data
+    from ..checkpoint import checkpoint_data, load_model
     from .plots import plot_exits
     from .training import is_exit_method
 
@@ -389,9 +388,7 @@ def evaluate_exits_checkpoint(
     cfg = state["train_config"]
     if not is_exit_method(cfg.get("method")):
         raise ValueError(f"{checkpoint} was trained with --method {cfg.get('method')}; train one with --method exits-*")
-    data = load_data(
-        cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]
-    )
+    data = checkpoint_data(state, data_root)
     holdout, test = split_holdout(data.test, holdout_fraction, seed=cfg["seed"])
     report = evaluate_exits(model, holdout, test, gates=gates, lambdas=lambdas, progress=progress)  # type: ignore[arg-type]
     report = {

@@ -245,8 +245,7 @@ def export_exits_bundle(
     with the sub-networks' FLOPs, parameters and test accuracy. The policies are fitted on a held-out
     share of the test split, as ``ondevice exits eval`` does. Returns the ``exits`` section.
     """
-    from ..checkpoint import load_model
-    from ..data import load_data
+    from ..checkpoint import checkpoint_data, load_model
     from ..evaluate import evaluate
     from ..export.manifest import MANIFEST_NAME, load_manifest, new_manifest, save_manifest
     from .evaluate import split_holdout
@@ -258,9 +257,7 @@ def export_exits_bundle(
         raise ValueError(f"{checkpoint} was trained with --method {cfg.get('method')}; train one with --method exits-*")
     if not isinstance(model, MultiExitModel):
         raise ValueError(f"{state['model_name']} has no depth gates; only ADN models with exits are exported")
-    data = load_data(
-        cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]
-    )
+    data = checkpoint_data(state, data_root)
     holdout, test = split_holdout(data.test, holdout_fraction, seed=cfg["seed"])
     out_dir = Path(out_dir)
     entry = export_exits_executorch(model, out_dir / EXITS_PTE, share_weights=share_weights)

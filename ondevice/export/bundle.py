@@ -18,13 +18,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import load_model
+import torch
+from torch import Tensor
+from torch.utils.data import TensorDataset
+from tqdm import tqdm
+
+from ..checkpoint import checkpoint_data, load_model
 from ..models import AdnModel, Gates
 from ..models.cost import count_flops, count_params_used
 from ..policy.config import write_policy_json
 from .manifest import MANIFEST_NAME, new_manifest, save_manifest
 
-__all__ = ["FORMATS", "MissingExtraError", "available_formats", "export_bundle", "find_eval_json", "resolve_formats"]
+__all__ = [
+    "FORMATS",
+    "MissingExtraError",
+    "available_formats",
+    "calibration_images",
+    "export_bundle",
+    "find_eval_json",
+    "resolve_formats",
+]
 
 EVAL_JSON = "eval.json"
 # format -> (file in the bundle, modules it needs, how to install them)
@@ -33,6 +46,7 @@ FORMATS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "coreml": ("model.mlpackage", ("coremltools",), "pip install coremltools==9.0 (a dependency of ondevice)"),
     "tflite": ("model.tflite", ("litert_torch", "ai_edge_litert"), "pip install 'ondevice[litert]'"),
 }
+DEFAULT_CALIBRATION = 256  # training images that calibrate static int8 (each one runs every covering gate setting)
 # Above this many sub-networks, per-sub-network formats (Core ML functions, LiteRT signatures) get the Pareto ones.
 _MAX_PER_SUBNET_FORMATS = 16
 
@@ -109,13 +123,10 @@ def _accuracy_rows(
         for row in rows:
             Gates.parse(row["gates"], model.num_stages)
         return rows, str(path)
-    from ..data import load_data
     from ..evaluate import evaluate
 
     cfg = state["train_config"]
-    data = load_data(
-        cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]
-    )
+    data = checkpoint_data(state, data_root)
     rows = [vars(r) for r in evaluate(model, data.test, progress=False)]
     return rows, f"evaluated on the {cfg['data']} test split ({len(data.test)} images)"
 
@@ -165,7 +176,8 @@ def export_bundle(
     *,
     eval_json: str | Path | None = None,
     data_root: str | None = None,
-    prepare_segment: Callable[..., Any] | None = None,
+    quant: str | None = None,
+    calibration: int = DEFAULT_CALIBRATION,
     share_weights: bool | str = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -174,12 +186,16 @@ def export_bundle(
     Accuracy per sub-network comes from ``eval_json`` or the ``eval.json`` of the checkpoint's run (see
     :func:`find_eval_json`); without one, every sub-network is evaluated on the test split first.
     FLOPs and parameters are counted here. Each format checks its own parity before anything is moved.
-    ``prepare_segment`` and ``share_weights`` go to :func:`ondevice.export.executorch.export_executorch`.
+    ``quant`` names a recipe of the ``quant`` package for the one format it targets: ExecuTorch recipes are
+    calibrated on ``calibration`` training images where they need it, and the quantized program's top-1 on the
+    test split is recorded per sub-network under the recipe's name. ``share_weights`` goes to
+    :func:`ondevice.export.executorch.export_executorch`.
     """
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     names = resolve_formats(formats)
     if not names:
         raise MissingExtraError("--format all: no export format has its dependencies installed")
+    recipe = _check_recipe(quant, names)
     exporters = {fmt: _exporter(fmt) for fmt in names}  # fail on a missing extra before any work
     _check_out_dir(out_dir)
     model, state = load_model(checkpoint)
@@ -189,25 +205,76 @@ def export_bundle(
     settings = [Gates.parse(s["gates"], model.num_stages) for s in manifest["subnets"]]
     if len(settings) > _MAX_PER_SUBNET_FORMATS:
         settings = [Gates.parse(s["gates"]) for s in manifest["subnets"] if s.get("pareto")]
+    data = checkpoint_data(state, data_root) if recipe is not None and recipe.format == "executorch" else None
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
         for fmt, export in exporters.items():
             target = scratch / FORMATS[fmt][0]
-            log(f"exporting {fmt} -> {out_dir / target.name}")
+            log(f"exporting {fmt} -> {out_dir / target.name}" + (f" ({recipe.name})" if recipe else ""))
             if fmt == "executorch":
-                entry = export(model, target, prepare_segment=prepare_segment, share_weights=share_weights)
+                quantize, rtol = None, 0.0
+                if recipe is not None:
+                    from quant import segment_quantizer
+
+                    images = calibration_images(data.train, calibration, seed=state["train_config"]["seed"])
+                    quantize, rtol = segment_quantizer(recipe, images), recipe.parity_rtol
+                entry = export(model, target, quantize=quantize, rtol=rtol, share_weights=share_weights)
             else:
-                entry = export(model, target, settings)
+                compression = recipe.compression if recipe is not None else None
+                entry = export(model, target, settings, compression=compression)
             entry.setdefault("file", target.name)
             manifest["formats"][fmt] = entry
+        if recipe is not None:
+            manifest["precision"] = {"name": recipe.name, "recipe": recipe.summary, "format": recipe.format}
         save_manifest(scratch / MANIFEST_NAME, manifest)
+        if data is not None:
+            manifest["precision"]["calibration_images"] = calibration if recipe.needs_calibration else 0
+            _record_program_accuracy(scratch, manifest, data.test, recipe.name, log)
+            save_manifest(scratch / MANIFEST_NAME, manifest)
         write_policy_json(scratch)
         _replace_dir(scratch, out_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return manifest
+
+
+def _check_recipe(quant: str | None, formats: list[str]) -> Any:
+    """The recipe for ``--quant`` (None: float), checked against the formats exported with it."""
+    if quant is None:
+        return None
+    from quant import get_recipe
+
+    recipe = get_recipe(quant)
+    if formats != [recipe.format]:
+        raise ValueError(
+            f"--quant {quant} quantizes the {recipe.format} format only, but --format asks for {formats}; "
+            f"export --format {recipe.format} with it, and the other formats into another bundle"
+        )
+    return recipe
+
+
+def calibration_images(train: TensorDataset, count: int, *, seed: int = 0) -> Tensor:
+    """``count`` training images drawn without replacement (seeded), for post-training quantization."""
+    if count < 1:
+        raise ValueError(f"--calibration must be >= 1 image, got {count}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
+    return train.tensors[0][order]
+
+
+def _record_program_accuracy(
+    bundle: Path, manifest: dict[str, Any], test: TensorDataset, precision: str, log: Callable[[str], None]
+) -> None:
+    """Top-1 of every sub-network of the bundle's program on ``test``, stored as ``accuracy[precision]``."""
+    from ..runtime import load_bundle
+
+    program = load_bundle(bundle)
+    images, labels = test.tensors
+    for subnet in tqdm(manifest["subnets"], desc=f"{precision} top-1 per sub-network", leave=False):
+        top1 = float((program.predict(images, subnet["gates"]) == labels).float().mean())
+        subnet["accuracy"][precision] = top1
+        log(f"  {subnet['gates']}  fp32 {subnet['accuracy']['fp32']:.4f}  {precision} {top1:.4f}")
 
 
 def _check_out_dir(target: Path) -> None:
@@ -250,6 +317,18 @@ def add_export_parser(verbs: Any) -> None:
         default="none",
         help="executorch: store mandatory convs once (smaller, slower when skipping; docs/export.md)",
     )
+    p.add_argument(
+        "--quant",
+        default=None,
+        metavar="RECIPE",
+        help="quantization recipe (`ondevice quant-recipes` lists them); the manifest records its top-1",
+    )
+    p.add_argument(
+        "--calibration",
+        type=int,
+        default=DEFAULT_CALIBRATION,
+        help="training images that calibrate static int8 (default %(default)s)",
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -263,9 +342,11 @@ def run_export(args: argparse.Namespace) -> int:
             args.format,
             eval_json=args.eval_json,
             data_root=args.data_root,
+            quant=args.quant,
+            calibration=args.calibration,
             share_weights=False if args.share_weights == "none" else args.share_weights,
         )
-    except (MissingExtraError, ExportError, FileExistsError) as err:
+    except (MissingExtraError, ExportError, FileExistsError, ValueError) as err:
         print(f"ondevice export: error: {err}", file=sys.stderr)
         return 2
     for fmt, entry in manifest["formats"].items():

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +33,19 @@ import torch
 from torch import Tensor, nn
 
 from ..atomic import atomic_path
-from ..models import AdnModel, Gates, GatesLike, all_gates
+from ..models import AdnModel, Gates, GatesLike, Segments, all_gates, covering_gates, model_segments
 
 __all__ = [
     "GATES_DTYPE",
     "PARITY_ATOL",
     "ExportError",
-    "PrepareSegment",
+    "QuantizeSegments",
     "export_chained_executorch",
     "export_executorch",
     "export_multimethod_executorch",
     "export_static_executorch",
     "gates_tensor",
     "method_name",
-    "parity_settings",
     "program_ops",
     "share_skip_norms",
 ]
@@ -60,7 +58,8 @@ HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scal
 # Ratio |scale_skip / scale_main| above which a *_skip norm keeps its own folded conv (precision).
 _MAX_NORM_RATIO = 64.0
 
-PrepareSegment = Callable[[nn.Module, Tensor], nn.Module]
+# Quantization of a program's segments (the quant package's recipes): float segments -> quantized segments.
+QuantizeSegments = Callable[[Segments], Segments]
 
 
 class ExportError(RuntimeError):
@@ -74,24 +73,6 @@ def gates_tensor(gates: GatesLike, num_stages: int) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------------
 # Segments: the pieces that are lowered to XNNPACK one by one.
-
-
-class _Segment(nn.Module):
-    """Stage ``index`` with a fixed skip flag; the stem before stage 0 and the head after stage S-1."""
-
-    def __init__(self, model: AdnModel, index: int, skip: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.index = index
-        self.skip = skip
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.index == 0:
-            x = self.model.forward_stem(x)
-        x = self.model.forward_stage(self.index, x, self.skip)
-        if self.index == self.model.num_stages - 1:
-            x = self.model.forward_head(x)
-        return x
 
 
 class _Static(nn.Module):
@@ -218,42 +199,15 @@ class _Gated(nn.Module):
         return x
 
 
-@dataclass
-class _Segments:
-    """Every branch of a model, after ``prepare_segment``, with the input each one sees."""
-
-    skips: list[nn.Module]
-    runs: list[nn.Module]
-    examples: list[Tensor]
-    norms_shared: int
-    norms_kept: int
-
-    def reference(self, image: Tensor, gates: Gates) -> Tensor:
-        x = image
-        for skip, run, s in zip(self.skips, self.runs, gates):
-            x = (skip if s else run)(x)
-        return x
-
-
-def _segments(model: AdnModel, example: Tensor, prepare: PrepareSegment | None, share_weights: str | None) -> _Segments:
+def _segments(model: AdnModel, share_weights: str | None) -> tuple[Segments, int]:
+    """The model's segments, norms rewritten per ``share_weights``; returns them and how many norm pairs share."""
     skip_model = run_model = model
-    shared = kept = 0
+    shared = 0
     if share_weights == "run":
-        run_model, shared, kept = share_skip_norms(model, "run")
+        run_model, shared, _ = share_skip_norms(model, "run")
     elif share_weights == "skip":
-        skip_model, shared, kept = share_skip_norms(model, "skip")
-    skips, runs, examples = [], [], []
-    x = example
-    with torch.no_grad():
-        for index in range(model.num_stages):
-            examples.append(x)
-            skip, run = _Segment(skip_model, index, True).eval(), _Segment(run_model, index, False).eval()
-            if prepare is not None:
-                skip, run = prepare(skip, x), prepare(run, x)
-            skips.append(skip)
-            runs.append(run)
-            x = run(x)
-    return _Segments(skips, runs, examples, shared, kept)
+        skip_model, shared, _ = share_skip_norms(model, "skip")
+    return model_segments(run_model, skip_model=skip_model), shared
 
 
 def _share_mode(share_weights: bool | str | None) -> str | None:
@@ -297,18 +251,6 @@ def _check_delegated(program: Any, what: str) -> dict[str, Any]:
     return info
 
 
-def parity_settings(num_stages: int) -> list[Gates]:
-    """Gate settings checked for parity: all 2^S up to S = 4; beyond, a set that runs every branch of every
-    stage (super-net, base-net, each stage alone skipped, each stage alone run)."""
-    if num_stages <= 4:
-        return all_gates(num_stages)
-    settings = {Gates((False,) * num_stages), Gates((True,) * num_stages)}
-    for i in range(num_stages):
-        settings.add(Gates(tuple(j == i for j in range(num_stages))))
-        settings.add(Gates(tuple(j != i for j in range(num_stages))))
-    return sorted(settings)
-
-
 def _parity_inputs(model: AdnModel, count: int = 2) -> list[Tensor]:
     generator = torch.Generator().manual_seed(0)
     return [torch.randn(model.input_spec.shape(1), generator=generator) for _ in range(count)]
@@ -327,17 +269,20 @@ def _check_parity(
     reference: Callable[[Tensor, Gates], Tensor],
     run: Callable[[Tensor, Gates], Tensor],
     atol: float,
+    rtol: float = 0.0,
 ) -> float:
-    """Max |program - eager| over ``settings`` x ``inputs``; raises ExportError past ``atol`` (or on NaN)."""
+    """Max |program - eager| over ``settings`` x ``inputs``; raises ExportError past ``atol + rtol * max|eager|``
+    (or on NaN). Quantized programs get an ``rtol``: XNNPACK and PyTorch's reference int8 kernels round apart."""
     worst = 0.0
     for gates in settings:
         for x in inputs:
             with torch.no_grad():
                 expected = reference(x, gates)
             diff = float((run(x, gates) - expected).abs().max())
-            if not diff <= atol:  # also catches NaN
+            limit = atol + rtol * float(expected.abs().max())
+            if not diff <= limit:  # also catches NaN
                 raise ExportError(
-                    f"parity: sub-network {gates} differs from eager PyTorch by max |diff| {diff:.3g} > {atol:g} "
+                    f"parity: sub-network {gates} differs from eager PyTorch by max |diff| {diff:.3g} > {limit:.3g} "
                     "on fixed inputs; the program is not written"
                 )
             worst = max(worst, diff)
@@ -355,21 +300,23 @@ def export_executorch(
     model: AdnModel,
     path: str | Path,
     *,
-    prepare_segment: PrepareSegment | None = None,
+    quantize: QuantizeSegments | None = None,
     share_weights: bool | str = False,
     atol: float = PARITY_ATOL,
+    rtol: float = 0.0,
 ) -> dict[str, Any]:
     """Write one ``.pte`` whose ``forward(image, gates)`` runs any sub-network; return its manifest entry.
 
     Args:
         model: the ADN model (put in eval mode here).
         path: the .pte to write (atomically, after the checks pass).
-        prepare_segment: ``(module, example_input) -> module`` applied to every branch before lowering
-            (e.g. PT2E int8); parity is then checked against the prepared branches run eagerly.
+        quantize: float segments -> quantized segments (a recipe of the ``quant`` package); parity is then
+            checked against the quantized segments run eagerly, as one chain per sub-network.
         share_weights: False (default, fastest): mandatory convs folded with each norm, stored twice.
             "skip" (or True): stored once, the skip branches pay a per-channel affine per rewritten norm;
             "run": stored once, the run branches pay it (slow at larger inputs, see docs/export.md).
-        atol: parity tolerance, max |program - eager| over every gate setting.
+        atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
+            gate settings (rtol for quantized programs).
 
     Raises:
         ExportError: a heavy op is not delegated to XNNPACK, or a sub-network fails parity.
@@ -380,9 +327,10 @@ def export_executorch(
     model.eval()
     try:
         n = model.num_stages
-        example = model.example_input()
         mode = _share_mode(share_weights)
-        segments = _segments(model, example, prepare_segment, mode)
+        segments, norms_shared = _segments(model, mode)
+        if quantize is not None:
+            segments = quantize(segments)
         delegates = _lowered_delegates(
             {
                 f"{kind}{i}": (m, x)
@@ -392,22 +340,20 @@ def export_executorch(
         )
         skips = [delegates[f"skip{i}"] for i in range(n)]
         runs = [delegates[f"run{i}"] for i in range(n)]
+        example = model.example_input()
         # strict=True: the composite of pre-lowered delegates fails non-strict ("convert all Tensors to FakeTensors").
         gated = torch.export.export(_Gated(skips, runs), (example, gates_tensor(None, n)), strict=True)
         # The top level holds only delegates, gate selects and conds: no partitioner needed (2x faster).
         program = to_edge(gated).to_executorch()
         ops = _check_delegated(program, "gated program")
-
-        def reference(x: Tensor, gates: Gates) -> Tensor:
-            return model(x, gates) if prepare_segment is None else segments.reference(x, gates)
-
         forward = _load_program(program.buffer).load_method("forward")
         worst = _check_parity(
-            parity_settings(n),
+            covering_gates(n),
             _parity_inputs(model),
-            reference,
+            model if quantize is None else segments,
             lambda x, g: forward.execute([x, gates_tensor(g, n)])[0],
             atol,
+            rtol,
         )
         _write(path, program.buffer)
     finally:
@@ -421,7 +367,7 @@ def export_executorch(
         "size_bytes": len(program.buffer),
         "layout": "torch.cond per stage over pre-lowered XNNPACK branches",
         "shared_weights": mode or "none",
-        "norm_pairs_shared": segments.norms_shared,
+        "norm_pairs_shared": norms_shared,
         "non_delegated_ops": ops["non_delegated_ops"],
         "parity_max_abs_diff": worst,
     }
@@ -432,7 +378,6 @@ def export_static_executorch(
     gates: GatesLike,
     path: str | Path,
     *,
-    prepare_segment: PrepareSegment | None = None,
     atol: float = PARITY_ATOL,
 ) -> dict[str, Any]:
     """One sub-network alone as ``forward(image)`` (no cond, one delegate): the baseline for gate overhead."""
@@ -441,9 +386,7 @@ def export_static_executorch(
     try:
         g = Gates.coerce(gates, model.num_stages)
         example = model.example_input()
-        module: nn.Module = _Static(model, g).eval()
-        if prepare_segment is not None:
-            module = prepare_segment(module, example)
+        module = _Static(model, g).eval()
         exported = torch.export.export(module, (example,), strict=True)
         program = _lower_to_edge({"forward": exported}).to_executorch()
         ops = _check_delegated(program, f"static program {g}")
@@ -508,7 +451,7 @@ def export_chained_executorch(
     model.eval()
     try:
         n = model.num_stages
-        segments = _segments(model, model.example_input(), None, _share_mode(share_weights))
+        segments, _ = _segments(model, _share_mode(share_weights))
         programs = {}
         for i, x in enumerate(segments.examples):
             programs[f"stage{i}_skip"] = torch.export.export(segments.skips[i], (x,), strict=True)

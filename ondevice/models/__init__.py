@@ -3,7 +3,8 @@
 from . import mobilenetv2_adn, resnet_adn, swin_adn, vit_adn  # noqa: F401  (registers the builders)
 from ._registry import build_model, list_models, model_description, register_model
 from .adn import AdnModel, AdnStage, InputSpec, n_mandatory
-from .gates import Gates, GatesLike, all_gates, base_net, super_net
+from .gates import Gates, GatesLike, all_gates, base_net, covering_gates, super_net
+from .segments import Segment, Segments, model_segments
 
 __all__ = [
     "AdnModel",
@@ -11,11 +12,15 @@ __all__ = [
     "Gates",
     "GatesLike",
     "InputSpec",
+    "Segment",
+    "Segments",
     "all_gates",
     "base_net",
     "build_model",
+    "covering_gates",
     "list_models",
     "model_description",
+    "model_segments",
     "n_mandatory",
     "register_model",
     "super_net",

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Gates", "GatesLike", "all_gates", "base_net", "super_net"]
+__all__ = ["Gates", "GatesLike", "all_gates", "base_net", "covering_gates", "super_net"]
 
 
 @dataclass(frozen=True, order=True)
@@ -122,3 +122,18 @@ def base_net(num_stages: int) -> Gates:
 def all_gates(num_stages: int) -> list[Gates]:
     """All 2^S settings in the official order: "FF..F" (super-net) first, "TT..T" (base-net) last."""
     return [Gates(combo) for combo in itertools.product((False, True), repeat=num_stages)]
+
+
+def covering_gates(num_stages: int) -> list[Gates]:
+    """Settings that run every segment after every kind of upstream path: all 2^S up to S = 4; beyond, the
+    super-net, the base-net, each stage alone skipped and each stage alone run (2S + 2 settings).
+
+    Export checks parity on these, and quantization calibrates on them, so every ``*_skip`` norm sees data.
+    """
+    if num_stages <= 4:
+        return all_gates(num_stages)
+    settings = {super_net(num_stages), base_net(num_stages)}
+    for i in range(num_stages):
+        settings.add(Gates(tuple(j == i for j in range(num_stages))))
+        settings.add(Gates(tuple(j != i for j in range(num_stages))))
+    return sorted(settings)

@@ -1,0 +1,83 @@
+"""``ondevice quant-recipes``, ``ondevice quant-study`` and ``ondevice qat``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ondevice.export.bundle import DEFAULT_CALIBRATION
+
+from .recipes import NOT_OFFERED, RECIPES
+
+__all__ = ["QUANT_VERBS", "add_quant_parsers", "run_quant"]
+
+QUANT_VERBS = ("quant-recipes", "quant-study", "qat")
+
+
+def add_quant_parsers(verbs: Any) -> None:
+    """The quantization commands."""
+    verbs.add_parser("quant-recipes", help="list the quantization recipes (and those not offered, with why)")
+
+    study = verbs.add_parser("quant-study", help="top-1, drop, agreement, latency and size per sub-network x recipe")
+    study.add_argument("checkpoint")
+    study.add_argument("--out", required=True, help="directory for quant_study.{json,csv,md}, plots and bundles/")
+    study.add_argument("--recipes", default="int8-static", help=f"comma list of {sorted(RECIPES)}")
+    study.add_argument(
+        "--qat-checkpoint", default=None, help="also int8-static of this QAT checkpoint (`ondevice qat`)"
+    )
+    study.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION, help="calibration images (int8-static)")
+    study.add_argument("--data-root", default=None)
+    study.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images only")
+    study.add_argument("--threads", type=int, default=1, help="XNNPACK threads for latency (default 1)")
+    study.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds over all programs")
+    study.add_argument("--runs", type=int, default=20, help="timed runs per sub-network per round")
+
+    qat = verbs.add_parser("qat", help="quantization-aware fine-tuning (int8, two-loss self-distillation)")
+    qat.add_argument("checkpoint", help="an ADN checkpoint (`ondevice train --method adn`)")
+    qat.add_argument("--out", required=True)
+    qat.add_argument("--epochs", type=int, default=2)
+    qat.add_argument("--lr", type=float, default=0.005)
+    qat.add_argument("--batch-size", type=int, default=64)
+    qat.add_argument("--seed", type=int, default=0)
+    qat.add_argument("--data-root", default=None)
+    qat.add_argument("--resume", action="store_true", help="continue a killed run from OUT/checkpoint.pt")
+
+
+def run_quant(args: argparse.Namespace) -> int:
+    """Run one of ``QUANT_VERBS``."""
+    if args.verb == "quant-recipes":
+        for recipe in RECIPES.values():
+            print(f"{recipe.name:<22} {recipe.format:<10} {recipe.summary}")
+        print("\nnot offered (checked end to end on the pinned stack):")
+        for name, why in NOT_OFFERED.items():
+            print(f"{name:<22} {why}")
+        return 0
+    if args.verb == "quant-study":
+        from .report import format_table
+        from .study import quant_study
+
+        report = quant_study(
+            args.checkpoint,
+            args.out,
+            [r.strip() for r in args.recipes.split(",") if r.strip()],
+            qat_checkpoint=args.qat_checkpoint,
+            calibration=args.calibration,
+            data_root=args.data_root,
+            limit=args.limit,
+            threads=args.threads,
+            rounds=args.rounds,
+            runs=args.runs,
+        )
+        print(format_table(report))
+        print(json.dumps({"out": args.out, "rows": len(report["rows"])}))
+        return 0
+    if args.verb == "qat":
+        from .qat import QatConfig, qat_finetune
+
+        cfg = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+        path = qat_finetune(args.checkpoint, Path(args.out), cfg, resume=args.resume, data_root=args.data_root)
+        print(f"checkpoint: {path}")
+        return 0
+    raise AssertionError(f"unhandled verb {args.verb}")

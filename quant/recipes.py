@@ -1,0 +1,130 @@
+"""Quantization recipes: the names the CLI, the export and the study accept, and what each one does.
+
+A recipe targets one export format. ExecuTorch recipes turn the float segments of the gated program
+(``ondevice.models.Segments``) into quantized segments, which the exporter lowers to XNNPACK as it
+does float ones, so every recipe keeps the one-program, switchable-gates layout. Core ML recipes
+compress the weights of the multifunction package.
+
+Recipes checked end to end here and *not* offered (each fails on the pinned stack):
+see ``NOT_OFFERED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from ondevice.models import Segments
+
+__all__ = ["NOT_OFFERED", "RECIPES", "Recipe", "RecipeError", "get_recipe", "segment_quantizer"]
+
+
+class RecipeError(ValueError):
+    """An unknown recipe name, a recipe for another format, or calibration data that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One quantization recipe. ``parity_rtol``: program vs eager-quantized tolerance, relative to max |logit|."""
+
+    name: str
+    format: str
+    summary: str
+    needs_calibration: bool = False
+    parity_rtol: float = 0.0
+    compression: str | None = None  # Core ML: the mode of ondevice.export.coreml
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "int8-static",
+            "executorch",
+            "PT2E static int8, XNNPACK quantizer: per-channel int8 weights, per-tensor int8 activations, "
+            "calibrated on every gate setting (each segment quantized before it is lowered)",
+            needs_calibration=True,
+            parity_rtol=0.05,
+        ),
+        Recipe(
+            "int8-dynamic",
+            "executorch",
+            "PT2E dynamic int8, XNNPACK quantizer: per-channel int8 weights of convs and linears, activations "
+            "quantized at run time (no calibration)",
+            parity_rtol=0.05,
+        ),
+        Recipe(
+            "8da4w",
+            "executorch",
+            "torchao Int8DynamicActivationIntxWeightConfig: int4 weights in groups of 32 and dynamic int8 "
+            "activations on Linear layers (transformer MLPs and heads); convs stay fp32",
+            parity_rtol=0.05,
+        ),
+        Recipe(
+            "8da8w",
+            "executorch",
+            "torchao Int8DynamicActivationIntxWeightConfig: per-channel int8 weights and dynamic int8 "
+            "activations on Linear layers; convs stay fp32",
+            parity_rtol=0.05,
+        ),
+        Recipe(
+            "coreml-int8",
+            "coreml",
+            "Core ML weight-only int8 linear quantization (per channel) of every function",
+            compression="int8-linear",
+        ),
+        Recipe(
+            "coreml-palettize-4bit",
+            "coreml",
+            "Core ML 4-bit weight palettization (k-means LUT) of every function",
+            compression="palettize-4bit",
+        ),
+    )
+}
+
+NOT_OFFERED: dict[str, str] = {
+    "int8-weight-only": "torchao IntxWeightOnlyConfig(int8): the weight is dequantized by torchao::dequantize_affine "
+    "outside XNNPACK, so a segment no longer lowers to one delegate (and to_executorch has no out variant of that "
+    "op); the gated program cannot hold it",
+    "int4-weight-only": "torchao IntxWeightOnlyConfig(int4, groups of 32): same failure as int8-weight-only",
+    "int8-int8-dynamic": "torchao Int8DynamicActivationInt8WeightConfig lowers to aten._int_mm, which is not in "
+    "the core ATen opset: to_edge fails (use int8-dynamic, the PT2E equivalent, or 8da8w)",
+}
+
+
+def get_recipe(name: str, fmt: str | None = None) -> Recipe:
+    """The recipe called ``name`` (for format ``fmt`` when given); a clear error names the choices."""
+    if name not in RECIPES:
+        why = f" ({NOT_OFFERED[name]})" if name in NOT_OFFERED else ""
+        raise RecipeError(f"unknown quantization recipe {name!r}{why}; choose one of {sorted(RECIPES)}")
+    recipe = RECIPES[name]
+    if fmt is not None and recipe.format != fmt:
+        same = sorted(r.name for r in RECIPES.values() if r.format == fmt)
+        raise RecipeError(f"recipe {name!r} is for {recipe.format}, not {fmt}; for {fmt} choose one of {same}")
+    return recipe
+
+
+def segment_quantizer(
+    recipe: Recipe | str, calibration: Tensor | None = None, *, progress: bool = True
+) -> Callable[[Segments], Segments]:
+    """``segments -> quantized segments`` for an ExecuTorch recipe (what ``export_executorch(quantize=...)`` takes).
+
+    ``calibration``: float images [N, C, H, W] (normalized as the model expects) for recipes that need them.
+    """
+    recipe = get_recipe(recipe, "executorch") if isinstance(recipe, str) else recipe
+    if recipe.needs_calibration:
+        from .pt2e import check_calibration
+
+        check_calibration(calibration, recipe.name)
+    if recipe.name in ("int8-static", "int8-dynamic"):
+        from .pt2e import quantize_segments_pt2e
+
+        dynamic = recipe.name == "int8-dynamic"
+        return lambda segments: quantize_segments_pt2e(
+            segments, None if dynamic else calibration, dynamic=dynamic, progress=progress
+        )
+    from .linear import quantize_segments_linear
+
+    return lambda segments: quantize_segments_linear(segments, recipe.name)
