@@ -105,8 +105,7 @@ def qat_finetune(
         torch.set_rng_state(state["rng"][0])
         start_epoch, history = state["epoch"], state["history"]
     step = step_function(train_cfg, n)
-    for epoch in range(start_epoch, cfg.epochs):
-        net.train()
+    for epoch in range(start_epoch, cfg.epochs):  # the captured segments stay in training mode
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"qat epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
         for x, y in bar:

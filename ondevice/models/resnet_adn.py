@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ._registry import register_model
 from .adn import IMAGENET_MEAN, IMAGENET_STD, AdnModel, AdnStage, InputSpec, add_skip_norms, n_mandatory
 
-__all__ = ["AdnResNet", "BasicBlock", "Bottleneck", "resnet20_adn", "resnet50_adn"]
+__all__ = ["AdnResNet", "BasicBlock", "Bottleneck", "resnet10_adn", "resnet20_adn", "resnet50_adn"]
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -180,3 +180,10 @@ def resnet20_adn(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> 
     """ResNet-20-ADN for 28-32 px images (MNIST/CIFAR): 3 stages of 3 basic blocks (2 mandatory + 1 skippable)."""
     kwargs = {"small_input": True, "image_size": 32, "mean": (0.5,) * in_chans, "std": (0.5,) * in_chans, **kwargs}
     return _adn_resnet(BasicBlock, (3, 3, 3), (16, 32, 64), num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model
+def resnet10_adn(*, num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> AdnResNet:
+    """ResNet-10-ADN, the smallest: 2 stages of 2 basic blocks (1 mandatory + 1 skippable), widths 8/16; smoke tests."""
+    kwargs = {"small_input": True, "image_size": 32, "mean": (0.5,) * in_chans, "std": (0.5,) * in_chans, **kwargs}
+    return _adn_resnet(BasicBlock, (2, 2), (8, 16), num_classes=num_classes, in_chans=in_chans, **kwargs)
