@@ -9,9 +9,8 @@ step (super-net + base-net) but the base-net pass is cheaper, so expect about 1.
 import pytest
 import torch
 
-from ondevice import train as train_module
 from ondevice.models import build_model
-from ondevice.train import TrainConfig
+from ondevice.train import TrainConfig, step_function
 
 BATCH = 64
 
@@ -22,7 +21,7 @@ def test_train_step_throughput(benchmark, model_name, method):
     torch.manual_seed(0)
     model = build_model(model_name, num_classes=10, in_chans=1, image_size=28)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    step = train_module._STEPS[method](TrainConfig(method=method), model.num_stages)
+    step = step_function(TrainConfig(method=method), model.num_stages)
     x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 10, (BATCH,))
     rng = torch.Generator().manual_seed(0)
 
