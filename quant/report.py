@@ -39,6 +39,8 @@ def format_table(report: dict[str, Any]) -> str:
     """Markdown: one row per recipe x sub-network, with speed-up and size relative to the fp32 program."""
     rows = report["rows"]
     fp32 = {r["gates"]: r for r in rows if r["recipe"] == "fp32"}
+    # sizes compare within a format: the ExecuTorch program with the fp32 program, Core ML with the fp32 package
+    fp32_size = {r["format"]: r["size_bytes"] for r in rows if r["recipe"].startswith("fp32")}
     lines = [
         "| recipe | sub-network | top-1 % | drop (points) | agreement % | latency ms | speed-up | size MB | size x |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -51,7 +53,7 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(
             f"| {r['recipe']} | {r['gates']} ({r['name']}) | {_cell(top1, '.1f')} | {_cell(r['drop_points'], '+.1f')} "
             f"| {_cell(agreement, '.1f')} | {_cell(r['latency_ms'], '.3f')} | {_cell(speedup, '.2f')} "
-            f"| {r['size_bytes'] / 1e6:.2f} | {r['size_bytes'] / base['size_bytes']:.2f} |"
+            f"| {r['size_bytes'] / 1e6:.2f} | {r['size_bytes'] / fp32_size[r['format']]:.2f} |"
         )
     return "\n".join(lines)
 
