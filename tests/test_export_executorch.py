@@ -19,10 +19,10 @@ from ondevice.models import Gates, all_gates, build_model, covering_gates
 GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
 
 
-def tiny_model(seed: int = 0):
-    """resnet20_adn at 16x16 with random BN statistics, so each *_skip norm differs from its main norm."""
+def tiny_model(seed: int = 0, name: str = "resnet20_adn"):
+    """A ResNet-ADN at 16x16 with random BN statistics, so each *_skip norm differs from its main norm."""
     torch.manual_seed(seed)
-    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=16).eval()
+    model = build_model(name, num_classes=10, in_chans=1, image_size=16).eval()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.normal_(0, 0.1)

@@ -6,13 +6,14 @@ import json
 
 import pytest
 import torch
+from test_export_executorch import tiny_model
 
 from ondevice.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ondevice.cli import main
 from ondevice.export.bundle import export_bundle
 from ondevice.export.executorch import _load_program, export_executorch, gates_tensor
 from ondevice.export.manifest import load_manifest
-from ondevice.models import all_gates, build_model, model_segments, super_net
+from ondevice.models import all_gates, model_segments, super_net
 from ondevice.runtime import load_bundle
 from ondevice.train import TrainConfig, train
 from quant import RECIPES, RecipeError, get_recipe, segment_quantizer
@@ -25,13 +26,7 @@ TINY = {"model": "resnet10_adn", "data": "digits", "image_size": 16, "limit": 16
 
 def micro_model():
     """resnet10_adn at 16x16 with distinct *_skip norms: the cheapest gated program to lower."""
-    torch.manual_seed(0)
-    model = build_model("resnet10_adn", num_classes=10, in_chans=1, image_size=16).eval()
-    for m in model.modules():  # distinct *_skip norms, as after training
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-    return model
+    return tiny_model(name="resnet10_adn")
 
 
 @pytest.fixture(scope="module")
