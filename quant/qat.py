@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ondevice.checkpoint import checkpoint_data, load_checkpoint, load_model, save_checkpoint
-from ondevice.models import Gates, Segments, base_net, model_segments, super_net
+from ondevice.models import base_net, model_segments, super_net
 from ondevice.train import TrainConfig, accuracy, step_function
 
 from .pt2e import export_for_quantization, xnnpack_quantizer
@@ -46,20 +46,6 @@ class QatConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"QAT needs epochs >= 1, batch_size >= 1 and lr > 0, got {self}")
-
-
-class _FakeQuantNet(nn.Module):
-    """``forward(x, gates)`` through QAT-prepared segments: the network the fine-tuning sees."""
-
-    def __init__(self, segments: Segments) -> None:
-        super().__init__()
-        self.skips = nn.ModuleList(segments.skips)
-        self.runs = nn.ModuleList(segments.runs)
-
-    def forward(self, x: Tensor, gates: Gates) -> Tensor:
-        for skip, run, s in zip(self.skips, self.runs, gates, strict=True):
-            x = (skip if s else run)(x)
-        return x
 
 
 def _prepare_qat(module: nn.Module, example: Tensor) -> nn.Module:
@@ -92,7 +78,7 @@ def qat_finetune(
     torch.manual_seed(cfg.seed)
     data = checkpoint_data(source, data_root)
     n = model.num_stages
-    net = _FakeQuantNet(model_segments(model).map(_prepare_qat))
+    net = model_segments(model).map(_prepare_qat)  # net(x, gates) chains the fake-quantized segments
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=train_cfg.momentum, nesterov=True, weight_decay=train_cfg.weight_decay
     )
