@@ -2,9 +2,9 @@
 
 The weights become torchao tensor subclasses that torch.export lowers to XNNPACK's dynamically
 quantized linear. Segments share modules (the mandatory blocks of a stage sit in both its skip and
-run segment), so all segments are copied together and each Linear is quantized once.
-``nn.MultiheadAttention``'s output projection is a Linear subclass that attention reads as a raw
-weight; quantizing it breaks the attention kernel, so only plain ``nn.Linear`` layers are taken.
+run segment), so all segments are copied together and each Linear is quantized once. Only ``nn.Linear`` modules
+are taken: ViT-ADN's fused q/k/v projection is a raw parameter (``in_proj_weight``, the official
+checkpoint's key) and stays fp32; its output projection, MLP and head are quantized.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ the run branches. docs/export.md has the measured trade-off.
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,41 @@ def _lower_to_edge(programs: dict[str, torch.export.ExportedProgram]) -> Any:
     return to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
 
 
-def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[str, nn.Module]:
-    """Each segment lowered to one XNNPACK delegate (a LoweredBackendModule) to call inside a cond branch.
+class _Delegate(nn.Module):
+    """A segment's XNNPACK delegate called with the activation and the constants it reads as inputs.
+
+    The XNNPACK partitioner bakes the weights of convs and linears into the delegate, but a parameter
+    that meets an elementwise op (a LayerNorm's scale, ViT's position embedding) stays an input of the
+    delegate; it is kept here as a buffer, so the gated program stores it once and passes it on.
+    """
+
+    def __init__(self, lowered: nn.Module, slots: list[Tensor | None]) -> None:
+        super().__init__()
+        self.lowered = lowered
+        self.activation_slot = slots.index(None)
+        self.constants = [f"constant{i}" for i in range(len(slots) - 1)]
+        for name, tensor in zip(self.constants, (t for t in slots if t is not None)):
+            self.register_buffer(name, tensor.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        args = [getattr(self, name) for name in self.constants]
+        args.insert(self.activation_slot, x)
+        return self.lowered(*args)[0]
+
+
+def _delegate_slots(program: torch.export.ExportedProgram, call: torch.fx.Node) -> list[Tensor | None]:
+    """The delegate call's inputs after the lowered module: None for the user input, else the constant's value."""
+    signature = program.graph_signature
+    named = {
+        **{i: program.state_dict[t] for i, t in signature.inputs_to_parameters.items()},
+        **{i: program.state_dict.get(t, program.constants.get(t)) for i, t in signature.inputs_to_buffers.items()},
+        **{i: program.constants[t] for i, t in signature.inputs_to_lifted_tensor_constants.items()},
+    }
+    return [None if arg.name in signature.user_inputs else named[arg.name] for arg in call.args[1:]]
+
+
+def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[str, _Delegate]:
+    """Each segment lowered to one XNNPACK delegate, to call inside a cond branch.
 
     All segments go through one multi-method ``to_edge_transform_and_lower`` call (faster than one call each).
     """
@@ -171,17 +205,25 @@ def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[st
     edge = _lower_to_edge(programs)
     delegates = {}
     for name in segments:
-        graph_module = edge.exported_program(name).graph_module
-        lowered = get_lowered_submodules(graph_module)
-        calls = [n for n in graph_module.graph.nodes if n.target is torch.ops.higher_order.executorch_call_delegate]
-        if len(lowered) != 1 or len(calls) != 1 or len(calls[0].args) != 2:
+        program = edge.exported_program(name)
+        lowered = get_lowered_submodules(program.graph_module)
+        calls = [n for n in program.graph.nodes if n.target is torch.ops.higher_order.executorch_call_delegate]
+        slots = _delegate_slots(program, calls[0]) if len(calls) == 1 else []
+        if len(lowered) != 1 or slots.count(None) != 1:
             raise ExportError(
-                f"segment {name} lowered to {len(lowered)} XNNPACK delegates taking "
-                f"{[len(c.args) - 1 for c in calls]} inputs; expected one delegate taking the activation alone "
-                "(an op XNNPACK does not support, or a non-constant buffer, splits the segment)"
+                f"segment {name} lowered to {len(lowered)} XNNPACK delegates (expected one, taking the activation "
+                f"and constants); not delegated: {sorted(_outside_delegates(program))} -- an op XNNPACK does not "
+                "support splits the segment: write it with ops it takes when torch.compiler.is_exporting() "
+                "(as ondevice.models.layers.LayerNorm does)"
             )
-        delegates[name] = lowered[0][1]
+        delegates[name] = _Delegate(lowered[0][1], slots)
     return delegates
+
+
+def _outside_delegates(program: torch.export.ExportedProgram) -> set[str]:
+    """Names of the operators of an edge program that run outside its delegates."""
+    skip = (torch.ops.higher_order.executorch_call_delegate, operator.getitem)
+    return {str(n.target) for n in program.graph.nodes if n.op == "call_function" and n.target not in skip}
 
 
 class _Gated(nn.Module):
@@ -195,7 +237,7 @@ class _Gated(nn.Module):
     def forward(self, image: Tensor, gates: Tensor) -> Tensor:
         x = image
         for index, (skip, run) in enumerate(zip(self.skips, self.runs)):
-            x = torch.cond(gates[index] != 0, lambda t, f=skip: f(t)[0], lambda t, f=run: f(t)[0], (x,))
+            x = torch.cond(gates[index] != 0, skip, run, (x,))
         return x
 
 

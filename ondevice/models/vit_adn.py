@@ -15,12 +15,14 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._registry import register_model
 from .adn import IMAGENET_MEAN, IMAGENET_STD, AdnModel, InputSpec, add_skip_norms
+from .layers import LayerNorm
 
-__all__ = ["AdnVisionTransformer", "EncoderBlock", "vit_b_16_adn", "vit_tiny_adn"]
+__all__ = ["AdnVisionTransformer", "EncoderBlock", "SelfAttention", "vit_b_16_adn", "vit_tiny_adn"]
 
 LN_EPS = 1e-6  # torchvision's and the official ViT's LayerNorm eps
 
@@ -36,6 +38,42 @@ class MLPBlock(nn.Sequential):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.normal_(m.bias, std=1e-6)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter names, as plain ops.
+
+    ``in_proj_weight``/``in_proj_bias`` (q, k, v stacked) and ``out_proj`` are the keys of torchvision's
+    and the official checkpoints. The forward is linear/matmul/softmax rather than
+    ``nn.MultiheadAttention``'s, which torch.export turns into mask and select ops that XNNPACK does not
+    take (a segment would split into several delegates); ``out_proj`` is a plain ``nn.Linear`` that
+    torchao's Linear recipes quantize.
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * hidden_dim, hidden_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * hidden_dim))
+        self.out_proj = nn.Linear(hidden_dim, hidden_dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's initialisation
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, tokens, hidden] -> [N, tokens, hidden]."""
+        n, t, d = x.shape
+        heads, head_dim = self.num_heads, d // self.num_heads
+
+        def split_heads(y: Tensor) -> Tensor:  # [N, tokens, hidden] -> [N * heads, tokens, head_dim]
+            return y.reshape(n, t, heads, head_dim).transpose(1, 2).reshape(n * heads, t, head_dim)
+
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = (split_heads(qkv[..., i * d : (i + 1) * d]) for i in range(3))  # slices: XNNPACK takes no split
+        scores = torch.bmm(q * head_dim**-0.5, k.transpose(1, 2))  # 3D bmm: XNNPACK takes no broadcast matmul
+        attn = F.dropout(scores.softmax(dim=-1), p=self.dropout, training=self.training)
+        y = torch.bmm(attn, v).reshape(n, heads, t, head_dim).transpose(1, 2).reshape(n, t, d)
+        return self.out_proj(y)
 
 
 class EncoderBlock(nn.Module):
@@ -59,10 +97,10 @@ class EncoderBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.skippable = skippable
-        self.ln_1 = nn.LayerNorm(hidden_dim, eps=LN_EPS)
-        self.self_attention = nn.MultiheadAttention(hidden_dim, num_heads, dropout=attention_dropout, batch_first=True)
+        self.ln_1 = LayerNorm(hidden_dim, eps=LN_EPS)
+        self.self_attention = SelfAttention(hidden_dim, num_heads, attention_dropout)
         self.dropout = nn.Dropout(dropout)
-        self.ln_2 = nn.LayerNorm(hidden_dim, eps=LN_EPS)
+        self.ln_2 = LayerNorm(hidden_dim, eps=LN_EPS)
         self.mlp = MLPBlock(hidden_dim, mlp_dim, dropout)
         if not skippable:  # registered last, so the keys follow mlp.* as in the official state dict
             add_skip_norms(self, self.norm_names)
@@ -70,10 +108,7 @@ class EncoderBlock(nn.Module):
     def forward(self, x: Tensor, skip: bool = False) -> Tensor:
         """``x``: [N, tokens, hidden_dim]. ``skip``: this layer's pseudo-stage is skipped (use the *_skip norms)."""
         ln_1, ln_2 = (self.ln_1_skip, self.ln_2_skip) if skip and not self.skippable else (self.ln_1, self.ln_2)
-        y = ln_1(x)
-        # need_weights=False as in torchvision: in eval under no_grad this takes PyTorch's fused attention path.
-        y, _ = self.self_attention(y, y, y, need_weights=False)
-        x = x + self.dropout(y)
+        x = x + self.dropout(self.self_attention(ln_1(x)))
         return x + self.mlp(ln_2(x))
 
 
@@ -115,7 +150,7 @@ class Encoder(nn.Module):
                 for i in range(num_layers)
             )
         )
-        self.ln = nn.LayerNorm(hidden_dim, eps=LN_EPS)
+        self.ln = LayerNorm(hidden_dim, eps=LN_EPS)
 
     def stage_layers(self, index: int) -> list[EncoderBlock]:
         """The layers of pseudo-stage ``index``, mandatory ones first."""
@@ -199,8 +234,11 @@ class AdnVisionTransformer(AdnModel):
             )
         x = self.conv_proj(x)  # [N, hidden, H/p, W/p]
         x = x.reshape(n, self.hidden_dim, -1).permute(0, 2, 1)  # [N, patches, hidden]
-        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
-        return self.encoder.dropout(x + self.encoder.pos_embedding)
+        # The class token goes in front: a zero slot padded there, then the token added into it (the same as
+        # concatenating, but with no batch-sized expand, which XNNPACK does not take).
+        x = F.pad(x, (0, 0, 1, 0))
+        class_token = F.pad(self.class_token, (0, 0, 0, x.shape[1] - 1))  # [1, tokens, hidden]: token, then zeros
+        return self.encoder.dropout(x + class_token + self.encoder.pos_embedding)
 
     def forward_stage(self, index: int, x: Tensor, skip: bool) -> Tensor:
         for layer in self.encoder.stage_layers(index):
@@ -210,8 +248,9 @@ class AdnVisionTransformer(AdnModel):
         return x
 
     def forward_head(self, x: Tensor) -> Tensor:
-        x = self.encoder.ln(x)
-        return self.heads(x[:, 0])  # the class token
+        # Only the class token is classified, and LayerNorm is per token: normalise just that one. A slice,
+        # not x[:, 0]: XNNPACK takes no select.
+        return self.heads(self.encoder.ln(x[:, :1]).flatten(1))
 
 
 def _adn_vit(**kwargs: Any) -> AdnVisionTransformer:

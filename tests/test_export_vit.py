@@ -1,0 +1,98 @@
+"""ViT-ADN as one gated ExecuTorch program: every op of every segment on XNNPACK, fp32 and 8da4w."""
+
+import pytest
+import torch
+from torch import nn
+
+from ondevice.export.executorch import PARITY_ATOL, ExportError, _load_program, export_executorch, gates_tensor
+from ondevice.models import all_gates
+from ondevice.models.layers import LayerNorm
+from ondevice.models.vit_adn import AdnVisionTransformer
+from quant import get_recipe, segment_quantizer
+
+GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
+
+
+def micro_vit(seed: int = 0) -> AdnVisionTransformer:
+    """2 pseudo-stages of 2 layers, width 32 (int4 groups of 32 fit), 8x8 images: 5 tokens."""
+    torch.manual_seed(seed)
+    model = AdnVisionTransformer(8, 4, 4, 2, 32, 64, 2, num_classes=10, in_chans=1, mean=(0.5,), std=(0.5,))
+    with torch.no_grad():  # the head is zero-initialised and the norms are identities: make every path visible
+        model.heads.head.weight.normal_(0, 0.2)
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+    return model.eval()
+
+
+def run_program(path, model, gates_list, x):
+    data = path.read_bytes()  # the runtime reads from this buffer: keep it alive while the method runs
+    forward = _load_program(data).load_method("forward")
+    with torch.no_grad():
+        return {str(g): (forward.execute([x, gates_tensor(g, 2)])[0], model(x, g)) for g in gates_list}
+
+
+def test_exported_layer_norm_is_layer_norm():
+    norm = LayerNorm(32, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+
+    class Wrap(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = norm
+
+        def forward(self, x):
+            return self.norm(x)
+
+    x = torch.randn(2, 5, 32) * 3 + 1
+    exported = torch.export.export(Wrap(), (x,), strict=False)
+    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+    assert not any("layer_norm" in t for t in targets), targets  # XNNPACK takes no layer_norm
+    torch.testing.assert_close(exported.module()(x), norm(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def float_program(tmp_path_factory):
+    model = micro_vit()
+    path = tmp_path_factory.mktemp("vit") / "vit.pte"
+    return model, path, export_executorch(model, path)
+
+
+def test_vit_exports_as_one_gated_program(float_program):
+    model, path, entry = float_program
+    assert set(entry["non_delegated_ops"]) <= GATE_PLUMBING, entry["non_delegated_ops"]
+    for x in torch.randn(2, 1, 1, 8, 8):  # the program takes batch 1
+        for gates, (got, expected) in run_program(path, model, all_gates(2), x).items():
+            assert (got - expected).abs().max().item() <= PARITY_ATOL, gates
+
+
+def test_vit_8da4w_quantizes_attention_and_mlp(float_program, tmp_path):
+    model, _, float_entry = float_program
+    recipe = get_recipe("8da4w")
+    quantized = []
+
+    def quantize(segments):
+        quantized.append(segment_quantizer(recipe, progress=False)(segments))
+        return quantized[0]
+
+    entry = export_executorch(model, tmp_path / "vit.pte", quantize=quantize, rtol=recipe.parity_rtol)
+    linears = {m for s in quantized[0].runs for m in s.modules() if type(m) is nn.Linear}
+    assert len(linears) == 4 * 3 + 1  # per layer out_proj and 2 MLP linears; the head
+    assert all(type(m.weight) is not nn.Parameter for m in linears)  # all int4
+    assert entry["size_bytes"] < 0.8 * float_entry["size_bytes"]
+    x = torch.randn(1, 1, 8, 8)
+    program = run_program(tmp_path / "vit.pte", quantized[0], all_gates(2), x)  # vs the int4 model run eagerly
+    for gates, (got, expected) in program.items():
+        assert (got - expected).abs().max() <= recipe.parity_rtol * expected.abs().max(), gates
+        assert torch.corrcoef(torch.cat([got, model(x, gates)]))[0, 1] > 0.9, gates  # still the float network
+
+
+def test_an_op_xnnpack_does_not_take_is_named(tmp_path, monkeypatch):
+    """torch's fused layer_norm (what eager runs) splits a segment; the error names it and the fix."""
+    monkeypatch.setattr(LayerNorm, "forward", nn.LayerNorm.forward)
+    with pytest.raises(ExportError, match=r"(?s)native_layer_norm.*is_exporting"):
+        export_executorch(micro_vit(), tmp_path / "vit.pte")
+    assert not (tmp_path / "vit.pte").exists()
