@@ -1,6 +1,7 @@
 """ExecuTorch program layouts side by side, one run, one machine; prints JSON (docs/export.md quotes it).
 
     python benchmarks/bench_export.py                      # resnet20_adn, 28x28x1, 10 classes, random weights
+    python benchmarks/bench_export.py --model vit_tiny_adn  # the transformer (no BatchNorm: no share layouts)
     python benchmarks/bench_export.py --checkpoint runs/demo/train/checkpoint.pt --threads 1 --rounds 400
 
 Layouts, all one .pte each:
@@ -15,8 +16,9 @@ Measured: latency per sub-network (median of interleaved rounds, every layout an
 rotated), gate overhead = gated / static, latency(base)/latency(super) vs FLOPs(base)/FLOPs(super), sizes,
 and the cost of switching gates between calls of the one loaded gated program.
 
-Random weights get random BatchNorm statistics (separately for main and *_skip norms) so that skip norms
-differ from main norms as after training; otherwise their folded convs would be identical by accident.
+Random weights get random norm parameters and BatchNorm statistics (separately for main and *_skip norms)
+so that skip norms differ from main norms as after training; otherwise their folded convs would be
+identical by accident. The share layouts rewrite BatchNorms only and are left out for models without them.
 """
 
 from __future__ import annotations
@@ -45,19 +47,23 @@ from ondevice.models.cost import count_flops
 from ondevice.runtime import set_threads
 
 
-def _model(checkpoint: str | None, image_size: int) -> AdnModel:
+def _model(checkpoint: str | None, name: str, image_size: int) -> AdnModel:
     if checkpoint:
         from ondevice.checkpoint import load_model
 
         return load_model(checkpoint)[0]
     torch.manual_seed(0)
-    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=image_size).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
+    model = build_model(name, num_classes=10, in_chans=1, image_size=image_size).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+            if isinstance(m, nn.Linear) and not m.weight.any():  # ViT's zero-initialised head
+                m.weight.normal_(0, 0.02)
     return model
 
 
@@ -70,11 +76,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", default=None, help="trained checkpoint (default: random weights)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--model", default="resnet20_adn", help="registered model of the random-weight run")
     parser.add_argument("--image-size", type=int, default=28, help="input size of the random-weight model")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
 
-    model = _model(args.checkpoint, args.image_size)
+    model = _model(args.checkpoint, args.model, args.image_size)
     n = model.num_stages
     settings = all_gates(n)
     tmp = Path(tempfile.mkdtemp(prefix="bench_export_"))
@@ -88,8 +95,13 @@ def main(argv: list[str] | None = None) -> dict:
         return out
 
     gated = timed("gated", export_executorch, model, tmp / "gated.pte")
-    share_skip = timed("gated_share_skip", export_executorch, model, tmp / "share_skip.pte", share_weights="skip")
-    share_run = timed("gated_share_run", export_executorch, model, tmp / "share_run.pte", share_weights="run")
+    shares = {
+        f"gated_share_{branch}": timed(
+            f"gated_share_{branch}", export_executorch, model, tmp / f"gated_share_{branch}.pte", share_weights=branch
+        )
+        for branch in ("skip", "run")
+        if any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    }
     statics = {
         str(g): timed(f"static_{g}", export_static_executorch, model, g, tmp / f"static_{g}.pte") for g in settings
     }
@@ -101,8 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     threads = set_threads(args.threads)
     rt = Runtime.get()
     g_fwd = rt.load_program(tmp / "gated.pte").load_method("forward")
-    k_fwd = rt.load_program(tmp / "share_skip.pte").load_method("forward")
-    u_fwd = rt.load_program(tmp / "share_run.pte").load_method("forward")
+    share_fwd = {name: rt.load_program(tmp / f"{name}.pte").load_method("forward") for name in shares}
     s_fwd = {k: rt.load_program(tmp / f"static_{k}.pte").load_method("forward") for k in statics}
     multi_prog = rt.load_program(tmp / "multimethod.pte")
     m_fwd = {str(g): multi_prog.load_method(method_name(g)) for g in settings}
@@ -122,8 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     calls = {
         "gated": lambda g: g_fwd.execute([image, gates_t[str(g)]]),
-        "gated_share_skip": lambda g: k_fwd.execute([image, gates_t[str(g)]]),
-        "gated_share_run": lambda g: u_fwd.execute([image, gates_t[str(g)]]),
+        **{name: lambda g, f=f: f.execute([image, gates_t[str(g)]]) for name, f in share_fwd.items()},
         "static": lambda g: s_fwd[str(g)].execute([image]),
         "multimethod": lambda g: m_fwd[str(g)].execute([image]),
         "chained": chain,
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     sw = {k: _median(v) for k, v in switch.items()}
     result = {
         "model": args.checkpoint
-        or f"resnet20_adn (random weights, random BN statistics), 1x{args.image_size}x{args.image_size}, 10 classes",
+        or f"{args.model} (random weights and norms), 1x{args.image_size}x{args.image_size}, 10 classes",
         "threads": threads,
         "rounds": args.rounds,
         "latency_ms_median": latency,
@@ -184,8 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
         "flops": flops,
         "size_bytes": {
             "gated": gated["size_bytes"],
-            "gated_share_skip": share_skip["size_bytes"],
-            "gated_share_run": share_run["size_bytes"],
+            **{name: entry["size_bytes"] for name, entry in shares.items()},
             "static_super": statics[sup]["size_bytes"],
             "static_all_settings_total": sum(s["size_bytes"] for s in statics.values()),
             "multimethod": multi["size_bytes"],
@@ -195,8 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
             name: round(entry["size_bytes"] / statics[sup]["size_bytes"], 3)
             for name, entry in (
                 ("gated", gated),
-                ("gated_share_skip", share_skip),
-                ("gated_share_run", share_run),
+                *shares.items(),
                 ("multimethod", multi),
                 ("chained", chained),
             )

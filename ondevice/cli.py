@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -79,9 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_pinned_stack() -> None:
+    """Hide what the pinned libraries print on every export and a user cannot act on: torchao's CUDA
+    kernels failing to load on a CPU build, and torch.export's pytree deprecation warnings."""
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ondevice`` console script and ``python -m ondevice``."""
     args = _parser().parse_args(argv)
+    _quiet_pinned_stack()
     try:
         return _run(args)
     except (ValueError, FileNotFoundError) as err:

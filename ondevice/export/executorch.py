@@ -223,7 +223,7 @@ def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[st
 def _outside_delegates(program: torch.export.ExportedProgram) -> set[str]:
     """Names of the operators of an edge program that run outside its delegates."""
     skip = (torch.ops.higher_order.executorch_call_delegate, operator.getitem)
-    return {str(n.target) for n in program.graph.nodes if n.op == "call_function" and n.target not in skip}
+    return {n.target.__name__ for n in program.graph.nodes if n.op == "call_function" and n.target not in skip}
 
 
 class _Gated(nn.Module):
