@@ -4,9 +4,16 @@ import pytest
 import torch
 from torch import nn
 
-from ondevice.export.executorch import PARITY_ATOL, ExportError, _load_program, export_executorch, gates_tensor
+from ondevice.export.executorch import (
+    PARITY_ATOL,
+    XNNPACK_DECOMPOSITIONS,
+    ExportError,
+    _layer_norm_for_xnnpack,
+    _load_program,
+    export_executorch,
+    gates_tensor,
+)
 from ondevice.models import all_gates
-from ondevice.models.layers import LayerNorm
 from ondevice.models.vit_adn import AdnVisionTransformer
 from quant import get_recipe, segment_quantizer
 
@@ -33,25 +40,13 @@ def run_program(path, model, gates_list, x):
         return {str(g): (forward.execute([x, gates_tensor(g, 2)])[0], model(x, g)) for g in gates_list}
 
 
-def test_exported_layer_norm_is_layer_norm():
-    norm = LayerNorm(32, eps=1e-6)
-    with torch.no_grad():
-        norm.weight.uniform_(0.5, 1.5)
-        norm.bias.normal_()
-
-    class Wrap(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.norm = norm
-
-        def forward(self, x):
-            return self.norm(x)
-
+def test_xnnpack_layer_norm_is_layer_norm():
     x = torch.randn(2, 5, 32) * 3 + 1
-    exported = torch.export.export(Wrap(), (x,), strict=False)
-    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
-    assert not any("layer_norm" in t for t in targets), targets  # XNNPACK takes no layer_norm
-    torch.testing.assert_close(exported.module()(x), norm(x), atol=1e-5, rtol=1e-5)
+    weight, bias = torch.rand(32) + 0.5, torch.randn(32)
+    expected = nn.functional.layer_norm(x, (32,), weight, bias, eps=1e-6)
+    torch.testing.assert_close(_layer_norm_for_xnnpack(x, (32,), weight, bias, 1e-6), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ExportError, match="last dim"):
+        _layer_norm_for_xnnpack(x, (5, 32))
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +86,22 @@ def test_vit_8da4w_quantizes_attention_and_mlp(float_program, tmp_path):
 
 
 def test_an_op_xnnpack_does_not_take_is_named(tmp_path, monkeypatch):
-    """torch's fused layer_norm (what eager runs) splits a segment; the error names it and the fix."""
-    monkeypatch.setattr(LayerNorm, "forward", nn.LayerNorm.forward)
-    with pytest.raises(ExportError, match=r"(?s)native_layer_norm.*is_exporting"):
+    """Without the layer_norm decomposition the segment splits; the error names the op and the fix."""
+    monkeypatch.delitem(XNNPACK_DECOMPOSITIONS, torch.ops.aten.layer_norm.default)
+    with pytest.raises(ExportError, match=r"(?s)native_layer_norm.*XNNPACK_DECOMPOSITIONS"):
         export_executorch(micro_vit(), tmp_path / "vit.pte")
     assert not (tmp_path / "vit.pte").exists()
+
+
+def test_core_ml_keeps_its_fused_layer_norm(tmp_path):
+    """The XNNPACK decomposition is ExecuTorch's alone: the Core ML functions keep native layer_norm ops."""
+    import coremltools as ct
+
+    from ondevice.export.coreml import export_coreml
+
+    entry = export_coreml(micro_vit(), tmp_path / "vit.mlpackage")
+    assert entry["functions"] == {str(g): f"subnet_{g}" for g in all_gates(2)}
+    spec = ct.utils.load_spec(str(tmp_path / "vit.mlpackage"))
+    for name, function in spec.mlProgram.functions.items():
+        ops = [op.type for block in function.block_specializations.values() for op in block.operations]
+        assert "layer_norm" in ops and "reduce_mean" not in ops, name

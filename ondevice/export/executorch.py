@@ -39,6 +39,7 @@ from ..models import AdnModel, Gates, GatesLike, Segments, all_gates, covering_g
 __all__ = [
     "GATES_DTYPE",
     "PARITY_ATOL",
+    "XNNPACK_DECOMPOSITIONS",
     "ExportError",
     "QuantizeSegments",
     "export_chained_executorch",
@@ -154,10 +155,40 @@ def share_skip_norms(model: AdnModel, branch: str = "run") -> tuple[AdnModel, in
 # Lowering.
 
 
+def _layer_norm_for_xnnpack(
+    x: Tensor,
+    normalized_shape: Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    cudnn_enable: bool = True,
+) -> Tensor:
+    """``aten.layer_norm`` over the last dim, written with ops XNNPACK takes.
+
+    XNNPACK (ExecuTorch 1.5) has no layer norm and averages only the last two dims of a 4D tensor, so
+    ``[..., C]`` is viewed as ``[1, M, C, 1]`` and normalised with mean/rsqrt. Only the ExecuTorch
+    lowering uses this: Core ML and LiteRT keep their own fused layer norm.
+    """
+    if len(normalized_shape) != 1:
+        raise ExportError(f"layer_norm over {list(normalized_shape)}: only the last dim is lowered to XNNPACK")
+    x4 = x.reshape(1, -1, x.shape[-1], 1)
+    centred = x4 - x4.mean(dim=(2, 3), keepdim=True)
+    variance = (centred * centred).mean(dim=(2, 3), keepdim=True)
+    y = (centred * torch.rsqrt(variance + eps)).reshape(x.shape)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+# Decompositions applied before lowering, for ops XNNPACK lacks but can compute from the ones it has.
+XNNPACK_DECOMPOSITIONS: dict[Any, Callable[..., Tensor]] = {torch.ops.aten.layer_norm.default: _layer_norm_for_xnnpack}
+
+
 def _lower_to_edge(programs: dict[str, torch.export.ExportedProgram]) -> Any:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
+    programs = {name: program.run_decompositions(XNNPACK_DECOMPOSITIONS) for name, program in programs.items()}
     return to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()])
 
 
@@ -213,8 +244,8 @@ def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[st
             raise ExportError(
                 f"segment {name} lowered to {len(lowered)} XNNPACK delegates (expected one, taking the activation "
                 f"and constants); not delegated: {sorted(_outside_delegates(program))} -- an op XNNPACK does not "
-                "support splits the segment: write it with ops it takes when torch.compiler.is_exporting() "
-                "(as ondevice.models.layers.LayerNorm does)"
+                "support splits the segment: write the model with ops it takes, or add a decomposition to "
+                "XNNPACK_DECOMPOSITIONS"
             )
         delegates[name] = _Delegate(lowered[0][1], slots)
     return delegates

@@ -20,7 +20,6 @@ from torch import Tensor, nn
 
 from ._registry import register_model
 from .adn import IMAGENET_MEAN, IMAGENET_STD, AdnModel, InputSpec, add_skip_norms
-from .layers import LayerNorm
 
 __all__ = ["AdnVisionTransformer", "EncoderBlock", "SelfAttention", "vit_b_16_adn", "vit_tiny_adn"]
 
@@ -97,10 +96,10 @@ class EncoderBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.skippable = skippable
-        self.ln_1 = LayerNorm(hidden_dim, eps=LN_EPS)
+        self.ln_1 = nn.LayerNorm(hidden_dim, eps=LN_EPS)
         self.self_attention = SelfAttention(hidden_dim, num_heads, attention_dropout)
         self.dropout = nn.Dropout(dropout)
-        self.ln_2 = LayerNorm(hidden_dim, eps=LN_EPS)
+        self.ln_2 = nn.LayerNorm(hidden_dim, eps=LN_EPS)
         self.mlp = MLPBlock(hidden_dim, mlp_dim, dropout)
         if not skippable:  # registered last, so the keys follow mlp.* as in the official state dict
             add_skip_norms(self, self.norm_names)
@@ -150,7 +149,7 @@ class Encoder(nn.Module):
                 for i in range(num_layers)
             )
         )
-        self.ln = LayerNorm(hidden_dim, eps=LN_EPS)
+        self.ln = nn.LayerNorm(hidden_dim, eps=LN_EPS)
 
     def stage_layers(self, index: int) -> list[EncoderBlock]:
         """The layers of pseudo-stage ``index``, mandatory ones first."""
