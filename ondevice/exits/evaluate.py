@@ -32,7 +32,6 @@ from tqdm import tqdm
 
 from ..atomic import write_json_atomic
 from ..models import Gates, all_gates
-from ..models.cost import _countable_attention
 from ..pareto import pareto_front
 from .heads import MultiExitNet
 from .policies import (
@@ -78,7 +77,7 @@ class PieceCosts:
 
 
 def _flops(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
-    with _countable_attention(), FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:
         out = fn(*args, **kwargs)
     return int(counter.get_total_flops()), out
 
