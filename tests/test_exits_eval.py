@@ -23,7 +23,7 @@ def test_chain_costs_reuse_shared_gate_prefixes():
 
 
 def test_chain_costs_of_isc_exits_include_every_earlier_head():
-    pieces = PieceCosts(segment=((10, 10), (20, 20)), head=((1, 1), (2, 2)), isc=(5, 7))
+    pieces = PieceCosts(segment=((10, 10), (20, 20)), head=((1, 1), (2, 2)), isc=(5, 7), exits_chained=True)
     flags = (False, False)
     assert chain_costs(pieces, [(flags, 1)]) == [10 + 20 + 1 + 5 + 2 + 7]
 

@@ -7,9 +7,9 @@ import torch
 
 from ondevice.checkpoint import load_model
 from ondevice.cli import main
-from ondevice.exits.export import exit_method, export_exits_executorch, stage_method
+from ondevice.exits.export import exit_method, export_exits_executorch, measure_piece_latency, stage_method
 from ondevice.exits.msdnet import msdnet_tiny
-from ondevice.export.manifest import load_manifest
+from ondevice.export.manifest import MANIFEST_NAME, load_manifest, save_manifest
 
 pytest.importorskip("executorch")
 
@@ -40,6 +40,26 @@ def test_export_writes_a_chained_program_and_the_policies(tmp_path, capsys):
     torch.testing.assert_close(logits, expected.logits[0], atol=1e-4, rtol=1e-4)
     assert features.shape == (1, exits["feature_dims"][0])
     assert "exits section" in capsys.readouterr().out
+
+    # The bundle's methods, timed, put measured latency beside FLOPs on every curve.
+    checkpoint, lambdas = str(run / "checkpoint.pt"), "0,0.2"
+    assert main(["exits", "eval", checkpoint, "--lambdas", lambdas, "--bundle", str(bundle), "--runs", "3"]) == 0
+    report = json.loads((run / "exits.json").read_text())
+    assert report["latency"]["runs"] == 3 and len(report["pieces_latency_ms"]["segment"]) == 3
+    for row in report["anytime"]:
+        assert all(b > a > 0 for a, b in zip(row["latency_ms"], row["latency_ms"][1:])), row
+    super_net = report["subnets"][0]
+    assert super_net["gates"] == "FFF" and super_net["latency_ms"] == report["reference"]["latency_ms"]
+    for point in report["policies"]["exits"]["learned"] + report["policies"]["exits"]["thresholds"]:
+        first, last = report["anytime"][0]["latency_ms"][0], report["anytime"][0]["latency_ms"][-1]
+        assert first - 1e-9 <= point["latency_ms"] <= last + 1e-9
+    assert " ms (" in capsys.readouterr().out
+
+    plain = tmp_path / "plain"  # a bundle without the exits program: nothing to time
+    plain.mkdir()
+    save_manifest(plain / MANIFEST_NAME, {k: v for k, v in manifest.items() if k != "exits"})
+    with pytest.raises(ValueError, match="no exits program.*ondevice exits export"):
+        measure_piece_latency(plain)
 
 
 def test_export_refuses_models_without_gates(tmp_path):

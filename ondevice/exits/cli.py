@@ -27,6 +27,9 @@ def add_exits_parser(verbs: Any) -> None:
     ev.add_argument("--holdout-fraction", type=float, default=0.5, help="share of the test split the policies fit on")
     ev.add_argument("--gates", default=None, help="gate setting whose exits the exit policies use (default: super-net)")
     ev.add_argument("--lambdas", type=_floats, default=None, help="learned policies' cost trade-offs, e.g. 0,0.05")
+    ev.add_argument("--bundle", default=None, help="bundle with this checkpoint's exits.pte: adds measured latency")
+    ev.add_argument("--threads", type=int, default=1, help="XNNPACK threads for the latency measurement")
+    ev.add_argument("--runs", type=int, default=50, help="timed rounds per method for the latency measurement")
     ex = sub.add_parser("export", help="checkpoint -> BUNDLE/exits.pte + the exits section of BUNDLE/manifest.json")
     ex.add_argument("checkpoint", help="an ADN checkpoint trained with --method exits-*")
     ex.add_argument("--out", required=True, help="bundle directory (an existing manifest.json is extended)")
@@ -49,6 +52,9 @@ def run_exits(args: argparse.Namespace) -> int:
             holdout_fraction=args.holdout_fraction,
             gates=args.gates,
             lambdas=tuple(args.lambdas) if args.lambdas else DEFAULT_LAMBDAS,
+            bundle=args.bundle,
+            threads=args.threads,
+            runs=args.runs,
         )
         print(format_report(report))
         print(f"wrote {out / EXITS_JSON} and {out / EXITS_PNG}")

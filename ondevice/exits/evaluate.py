@@ -14,7 +14,9 @@
 FLOPs are ``torch.utils.flop_counter`` FLOPs (2 x MACs) at batch 1, counted per piece (segment,
 exit head, ISC classifier) and summed along a chain. A chain never computes a piece twice: a
 sub-network run after another reuses the stages whose gates (and all earlier gates) agree. The
-policies' own arithmetic (a few dot products) is not counted.
+policies' own arithmetic (a few dot products) is not counted. Given the measured latency of every
+piece (the methods of a bundle's exits.pte, ``export.measure_piece_latency``), every curve also gets
+its average latency, summed along the chain the same way.
 """
 
 from __future__ import annotations
@@ -68,12 +70,15 @@ Node = tuple[tuple[bool, ...], int]  # (skip flag per segment, exit index)
 
 @dataclass(frozen=True)
 class PieceCosts:
-    """FLOPs at batch 1 of each piece: ``segment[k][skip]``, ``head[k][skip]`` (exit head incl. its plain
-    classifier; the last one is the model's own head) and ``isc[k]`` (ISC classifier and link, 0 without ISC)."""
+    """Cost at batch 1 of each piece (FLOPs from ``piece_costs``, or measured milliseconds):
+    ``segment[k][skip]``, ``head[k][skip]`` (exit head incl. its plain classifier; the last one is the
+    model's own head) and ``isc[k]`` (ISC classifier and link, 0 without ISC or when the head includes it).
+    ``exits_chained``: exit k needs every earlier exit's logits (ISC), so a chain computes all of them."""
 
-    segment: tuple[tuple[int, int], ...]
-    head: tuple[tuple[int, int], ...]
-    isc: tuple[int, ...]
+    segment: tuple[tuple[float, float], ...]
+    head: tuple[tuple[float, float], ...]
+    isc: tuple[float, ...]
+    exits_chained: bool = False
 
 
 def _flops(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
@@ -109,24 +114,23 @@ def piece_costs(model: MultiExitNet) -> PieceCosts:
             h = h_next
     finally:
         model.train(was_training)
-    return PieceCosts(tuple(segments), tuple(heads), tuple(isc))
+    return PieceCosts(tuple(segments), tuple(heads), tuple(isc), exits_chained=model.isc is not None)
 
 
 def chain_costs(pieces: PieceCosts, nodes: Sequence[Node]) -> list[float]:
-    """Cumulative FLOPs of stopping at each node of a chain, computing every piece at most once.
+    """Cumulative cost of stopping at each node of a chain, computing every piece at most once.
 
     Segment j of a node depends on its skip flags 0..j (reused across sub-networks that share them);
     an ISC exit also needs every earlier exit of its own gate prefix.
     """
     done: set[tuple[str, tuple[bool, ...]]] = set()
     total, out = 0, []
-    uses_isc = any(pieces.isc)
     for skips, k in nodes:
         for j in range(k + 1):
             if ("segment", skips[: j + 1]) not in done:
                 done.add(("segment", skips[: j + 1]))
                 total += pieces.segment[j][skips[j]]
-        for j in range(k + 1) if uses_isc else (k,):
+        for j in range(k + 1) if pieces.exits_chained else (k,):
             if ("exit", skips[: j + 1]) not in done:
                 done.add(("exit", skips[: j + 1]))
                 total += pieces.head[j][skips[j]] + pieces.isc[j]
@@ -201,14 +205,21 @@ def _chain(
 
 
 def _point(
-    policy: ThresholdPolicy | LearnedExitPolicy, param: float, holdout: ChainPredictions, test: ChainPredictions
+    policy: ThresholdPolicy | LearnedExitPolicy,
+    param: float,
+    holdout: ChainPredictions,
+    test: ChainPredictions,
+    test_ms: ChainPredictions | None,
 ) -> dict[str, Any]:
+    """One point of a curve; ``test_ms`` is the test chain with measured milliseconds as its costs."""
     h, t = evaluate_policy(policy, holdout), evaluate_policy(policy, test)
+    latency = {} if test_ms is None else {"latency_ms": evaluate_policy(policy, test_ms).avg_cost}
     return {
         "param": param,
         "holdout_mflops": h.avg_cost / 1e6,
         "holdout_top1": h.accuracy,
         "mflops": t.avg_cost / 1e6,
+        **latency,
         "top1": t.accuracy,
         "exit_fractions": list(t.exit_fractions),
         "policy": policy.to_dict(),
@@ -218,6 +229,7 @@ def _point(
 def _policy_curves(
     holdout: ChainPredictions,
     test: ChainPredictions,
+    test_ms: ChainPredictions | None,
     lambdas: Sequence[float],
     representation: bool,
     n_budgets: int,
@@ -225,12 +237,12 @@ def _policy_curves(
     costs = holdout.costs
     budgets = [costs[0] + (costs[-1] - costs[0]) * i / (n_budgets - 1) for i in range(n_budgets)]
     curves = {
-        "thresholds": [_point(fit_thresholds(holdout, b), b / 1e6, holdout, test) for b in budgets],
-        "learned": [_point(fit_exit_policy(holdout, lam), lam, holdout, test) for lam in lambdas],
+        "thresholds": [_point(fit_thresholds(holdout, b), b / 1e6, holdout, test, test_ms) for b in budgets],
+        "learned": [_point(fit_exit_policy(holdout, lam), lam, holdout, test, test_ms) for lam in lambdas],
     }
     if representation:
         curves["learned_representation"] = [
-            _point(fit_exit_policy(holdout, lam, representation=True), lam, holdout, test) for lam in lambdas
+            _point(fit_exit_policy(holdout, lam, representation=True), lam, holdout, test, test_ms) for lam in lambdas
         ]
     return curves
 
@@ -254,8 +266,8 @@ def _matched(holdout: ChainPredictions, test: ChainPredictions, learned: list[di
     return rows
 
 
-def _cost_at(points: list[dict[str, Any]], target: float) -> float | None:
-    ok = [p["mflops"] for p in points if p["top1"] >= target - 1e-12]
+def _cost_at(points: list[dict[str, Any]], target: float, cost: str = "mflops") -> float | None:
+    ok = [p[cost] for p in points if p["top1"] >= target - 1e-12]
     return min(ok) if ok else None
 
 
@@ -268,12 +280,14 @@ def evaluate_exits(
     lambdas: Sequence[float] = DEFAULT_LAMBDAS,
     representation: bool = True,
     n_budgets: int = 15,
+    piece_latency: PieceCosts | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fit every policy on ``holdout``, report on ``test``; returns the JSON-ready report (see module docstring).
 
     ``representation``: also fit the learned exit policy with each exit's pooled features as input
     (the ``learned_representation`` curve of the ``exits`` chain); ``learned`` uses confidence only.
+    ``piece_latency``: measured milliseconds of every piece; adds ``latency_ms`` wherever MFLOPs are reported.
     """
     if n_budgets < 2:
         raise ValueError(f"n_budgets must be >= 2, got {n_budgets}")
@@ -286,14 +300,18 @@ def evaluate_exits(
     preds_t = {g: collect_predictions(model, test, Gates(g) if s else None) for g in settings}
     last = model.num_exits - 1
 
+    def latency(nodes: list[Node]) -> dict[str, list[float]]:
+        return {} if piece_latency is None else {"latency_ms": chain_costs(piece_latency, nodes)}
+
     anytime = []
     for g in settings:
-        costs = chain_costs(pieces, [(g, k) for k in range(model.num_exits)])
+        nodes = [(g, k) for k in range(model.num_exits)]
         top1 = (preds_t[g].logits.argmax(2) == preds_t[g].labels).double().mean(1).tolist()
         anytime.append(
             {
                 "gates": _gate_key(g, s),
-                "mflops": [c / 1e6 for c in costs],
+                "mflops": [c / 1e6 for c in chain_costs(pieces, nodes)],
+                **latency(nodes),
                 "top1": top1,
                 "mean_top1": sum(top1) / len(top1),
             }
@@ -302,10 +320,12 @@ def evaluate_exits(
     # Each gate setting run alone to its last exit (no early heads): the ADN sub-networks.
     subnets = []
     for g in settings:
-        cost = chain_costs(pieces, [(g, last)])[0] if model.isc is not None else _alone_cost(pieces, g)
         hold = (preds_h[g].logits[last].argmax(1) == preds_h[g].labels).double().mean().item()
         top1 = (preds_t[g].logits[last].argmax(1) == preds_t[g].labels).double().mean().item()
-        subnets.append({"gates": _gate_key(g, s), "mflops": cost / 1e6, "holdout_top1": hold, "top1": top1})
+        row = {"gates": _gate_key(g, s), "mflops": _alone_cost(pieces, g) / 1e6}
+        if piece_latency is not None:
+            row["latency_ms"] = _alone_cost(piece_latency, g)
+        subnets.append({**row, "holdout_top1": hold, "top1": top1})
     reference = subnets[0]  # the super-net (or the whole MSDNet)
 
     chains: dict[str, list[Node]] = {"exits": [(exit_skips, k) for k in range(model.num_exits)]}
@@ -321,8 +341,14 @@ def evaluate_exits(
     results: dict[str, Any] = {}
     for name, nodes in chains.items():
         ch_h, ch_t = _chain(nodes, preds_h, pieces, s), _chain(nodes, preds_t, pieces, s)
-        curves = _policy_curves(ch_h, ch_t, lambdas, representation and name == "exits", n_budgets)
-        entry: dict[str, Any] = {"nodes": list(ch_h.names), "mflops": [c / 1e6 for c in ch_h.costs], **curves}
+        ch_ms = None if piece_latency is None else _chain(nodes, preds_t, piece_latency, s)
+        curves = _policy_curves(ch_h, ch_t, ch_ms, lambdas, representation and name == "exits", n_budgets)
+        entry: dict[str, Any] = {
+            "nodes": list(ch_h.names),
+            "mflops": [c / 1e6 for c in ch_h.costs],
+            **latency(nodes),
+            **curves,
+        }
         if name == "exits":
             entry["matched"] = _matched(ch_h, ch_t, curves["learned"])
             if representation:
@@ -340,6 +366,10 @@ def evaluate_exits(
                 "mflops": cost,
                 "speedup": None if cost is None else reference["mflops"] / cost,
             }
+            if piece_latency is not None:
+                ms = _cost_at(entry[kind], target, "latency_ms")
+                at_target[f"{name}/{kind}"]["latency_ms"] = ms
+                at_target[f"{name}/{kind}"]["latency_speedup"] = None if ms is None else reference["latency_ms"] / ms
     return {
         "num_exits": model.num_exits,
         "exit_gates": _gate_key(exit_skips, s),
@@ -349,9 +379,10 @@ def evaluate_exits(
         "test_images": len(test),
         "flops_note": "torch.utils.flop_counter FLOPs (2 x MACs) at batch 1; pieces computed once per chain",
         "pieces": asdict(pieces),
+        **({} if piece_latency is None else {"pieces_latency_ms": asdict(piece_latency)}),
         "anytime": anytime,
         "subnets": subnets,
-        "reference": {"gates": reference["gates"], "mflops": reference["mflops"], "top1": reference["top1"]},
+        "reference": {k: reference[k] for k in ("gates", "mflops", "latency_ms", "top1") if k in reference},
         "policies": results,
         "at_reference_minus_1pt": {"target_top1": target, **at_target},
         "lambdas": list(lambdas),
@@ -359,8 +390,11 @@ def evaluate_exits(
 
 
 def _alone_cost(pieces: PieceCosts, skips: tuple[bool, ...]) -> float:
-    """FLOPs of running to the last exit without the early heads (the plain sub-network)."""
+    """Cost of running to the last exit without the early heads (the plain sub-network; with ISC the last
+    exit needs every earlier one)."""
     k = len(pieces.segment) - 1
+    if pieces.exits_chained:
+        return chain_costs(pieces, [(skips, k)])[0]
     return float(sum(pieces.segment[j][skips[j]] for j in range(k + 1)) + pieces.head[k][skips[k]])
 
 
@@ -372,12 +406,17 @@ def evaluate_exits_checkpoint(
     holdout_fraction: float = 0.5,
     gates: str | None = None,
     lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+    bundle: str | Path | None = None,
+    threads: int = 1,
+    runs: int = 50,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a multi-exit checkpoint: policies fitted on part of the test split, reported on the rest.
 
     The network was trained on the whole train split, so a held-out share of the test split
-    (``holdout_fraction``, stratified) stands in for a validation set. Writes exits.json and exits.png.
+    (``holdout_fraction``, stratified) stands in for a validation set. ``bundle``: a bundle with this
+    checkpoint's exits.pte (``ondevice exits export``), whose methods are timed (``threads``, ``runs``)
+    to add average latency to every curve. Writes exits.json and exits.png.
     """
     from ..checkpoint import checkpoint_data, load_model
     from .plots import plot_exits
@@ -389,7 +428,24 @@ def evaluate_exits_checkpoint(
         raise ValueError(f"{checkpoint} was trained with --method {cfg.get('method')}; train one with --method exits-*")
     data = checkpoint_data(state, data_root)
     holdout, test = split_holdout(data.test, holdout_fraction, seed=cfg["seed"])
-    report = evaluate_exits(model, holdout, test, gates=gates, lambdas=lambdas, progress=progress)  # type: ignore[arg-type]
+    latency = None
+    if bundle is not None:
+        from .export import measure_piece_latency
+
+        latency = measure_piece_latency(bundle, threads=threads, runs=runs)
+        if len(latency.segment) != model.num_exits:
+            raise ValueError(f"{bundle}'s exits.pte has {len(latency.segment)} exits, {checkpoint} {model.num_exits}")
+    report = evaluate_exits(
+        model,  # type: ignore[arg-type]
+        holdout,
+        test,
+        gates=gates,
+        lambdas=lambdas,
+        piece_latency=latency,
+        progress=progress,
+    )
+    if bundle is not None:
+        report["latency"] = {"bundle": str(bundle), "threads": threads, "runs": runs, "stat": "median"}
     report = {
         "checkpoint": str(checkpoint),
         "model": state["model_name"],
@@ -415,5 +471,7 @@ def format_report(report: dict[str, Any]) -> str:
         if key == "target_top1":
             continue
         cost = "not reached" if value["mflops"] is None else f"{value['mflops']:.2f} M ({value['speedup']:.2f}x)"
+        if value.get("latency_ms") is not None:
+            cost += f", {value['latency_ms']:.3f} ms ({value['latency_speedup']:.2f}x)"
         lines.append(f"  cost at reference - 1 pt, {key:<22} {cost}")
     return "\n".join(lines)

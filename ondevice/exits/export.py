@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from ..models import Gates, all_gates
-from .evaluate import chain_costs, collect_predictions, piece_costs
+from .evaluate import PieceCosts, chain_costs, collect_predictions, piece_costs
 from .heads import MultiExitModel
 from .policies import ChainPredictions, evaluate_policy, fit_exit_policy, fit_thresholds
 
@@ -39,6 +41,7 @@ __all__ = [
     "export_exits_bundle",
     "export_exits_executorch",
     "fit_manifest_policies",
+    "measure_piece_latency",
     "stage_method",
 ]
 
@@ -296,3 +299,57 @@ def export_exits_bundle(
     manifest["exits"] = entry
     save_manifest(manifest_path, manifest)
     return entry
+
+
+def measure_piece_latency(bundle: str | Path, *, threads: int = 1, runs: int = 50, warmup: int = 5) -> PieceCosts:
+    """Median milliseconds of every method of a bundle's exits.pte on the ExecuTorch runtime (batch 1).
+
+    The methods run in the app's order on one random image, each timed once per round over ``runs``
+    interleaved rounds. An exit method includes its ISC link, so with ISC ``exits_chained`` is set and
+    ``isc`` is 0. The result is a ``PieceCosts`` in ms: ``evaluate.chain_costs`` sums it along a chain.
+    """
+    from ..export.executorch import _load_program
+    from ..export.manifest import load_manifest
+    from ..runtime import set_threads
+
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    manifest = load_manifest(bundle)
+    if "exits" not in manifest:
+        raise ValueError(f"{bundle} has no exits program; write one with `ondevice exits export CKPT --out {bundle}`")
+    exits = manifest["exits"]
+    isc = "logits" in exits["exit_inputs"]
+    set_threads(threads)
+    data = (Path(bundle) / exits["file"]).read_bytes()  # the runtime reads from this buffer: keep it alive
+    program = _load_program(data)
+    names = [m[flag] for table in ("stage_methods", "exit_methods") for m in exits[table] for flag in ("run", "skip")]
+    methods = {name: program.load_method(name) for name in names}
+
+    calls = []  # (method name, its inputs), in the app's order
+    x = torch.randn(manifest["input"]["shape"], generator=torch.Generator().manual_seed(0))
+    prev = None
+    for stage, head in zip(exits["stage_methods"], exits["exit_methods"]):
+        calls += [(stage["run"], [x]), (stage["skip"], [x])]
+        x = methods[stage["run"]].execute([x])[0]
+        args = [x, prev] if isc and prev is not None else [x]
+        calls += [(head["run"], args), (head["skip"], args)]
+        prev = methods[head["run"]].execute(args)[0]
+
+    samples: dict[str, list[float]] = {name: [] for name, _ in calls}
+    for round_ in range(warmup + runs):
+        for name, args in calls:
+            start = time.perf_counter()
+            methods[name].execute(args)
+            if round_ >= warmup:
+                samples[name].append((time.perf_counter() - start) * 1e3)
+    ms = {name: statistics.median(v) for name, v in samples.items()}
+
+    def per_flag(table: str) -> tuple[tuple[float, float], ...]:
+        return tuple((ms[m["run"]], ms[m["skip"]]) for m in exits[table])
+
+    return PieceCosts(
+        segment=per_flag("stage_methods"),
+        head=per_flag("exit_methods"),
+        isc=(0.0,) * len(exits["exit_methods"]),
+        exits_chained=isc,
+    )

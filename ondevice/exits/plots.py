@@ -1,4 +1,4 @@
-"""The early-exit figure: anytime accuracy per exit beside accuracy vs average FLOPs per policy."""
+"""The early-exit figure: anytime accuracy per exit beside accuracy vs average FLOPs (and latency) per policy."""
 
 from __future__ import annotations
 
@@ -24,24 +24,43 @@ _LABELS = {
 
 
 def plot_exits(report: dict[str, Any], path: str | Path, *, title: str = "") -> Path:
-    """Left: each exit's top-1 vs cumulative MFLOPs per gate setting. Right: top-1 vs average MFLOPs per policy."""
+    """Left: each exit's top-1 vs cumulative MFLOPs per gate setting. Then top-1 vs average MFLOPs per policy,
+    and, when the report has measured latency, top-1 vs average latency beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    costs = [("mflops", "average MFLOPs per image (batch 1)")]
+    if "latency" in report:
+        costs.append(("latency_ms", f"average latency per image (ms, {report['latency']['threads']} thread(s))"))
+    fig, axes = plt.subplots(1, 1 + len(costs), figsize=(6.5 * (1 + len(costs)), 5))
+    left = axes[0]
     for row in report["anytime"]:
         left.plot(row["mflops"], [100 * a for a in row["top1"]], "o-", ms=4, label=row["gates"])
     left.set_title("anytime prediction (each exit)")
     left.set_xlabel("MFLOPs to reach the exit (batch 1)")
     left.set_ylabel("top-1 accuracy (%)")
     left.legend(fontsize=7, title="gates", title_fontsize=7)
+    for ax, (cost, label) in zip(axes[1:], costs):
+        _plot_policies(ax, report, cost)
+        ax.set_xlabel(label)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
+
+def _plot_policies(ax: Any, report: dict[str, Any], cost: str) -> None:
+    """Top-1 vs average ``cost`` of every policy curve, the sub-networks as points, the reference - 1 pt line."""
     for i, (name, entry) in enumerate(report["policies"].items()):
         for kind, style in (("thresholds", "--"), ("learned", "-"), ("learned_representation", ":")):
             if kind not in entry:
                 continue
-            points = sorted(entry[kind], key=lambda p: p["mflops"])
-            right.plot(
-                [p["mflops"] for p in points],
+            points = sorted(entry[kind], key=lambda p: p[cost])
+            ax.plot(
+                [p[cost] for p in points],
                 [100 * p["top1"] for p in points],
                 style,
                 marker="s" if kind == "thresholds" else "o",
@@ -50,20 +69,10 @@ def plot_exits(report: dict[str, Any], path: str | Path, *, title: str = "") -> 
                 label=_LABELS.get(f"{name}/{kind}", f"{name}/{kind}"),
             )
     subnets = report["subnets"]
-    right.scatter(
-        [r["mflops"] for r in subnets], [100 * r["top1"] for r in subnets], color="0.5", zorder=3, label="sub-networks"
-    )
+    x, y = [r[cost] for r in subnets], [100 * r["top1"] for r in subnets]
+    ax.scatter(x, y, color="0.5", zorder=3, label="sub-networks")
     ref = report["reference"]
-    right.axhline(100 * ref["top1"] - 1, color="0.3", lw=0.8, ls=":", label=f"{ref['gates']} top-1 - 1 pt")
-    right.set_title("budgeted classification (test split)")
-    right.set_xlabel("average MFLOPs per image (batch 1)")
-    right.set_ylabel("top-1 accuracy (%)")
-    right.legend(fontsize=7, loc="lower right")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    ax.axhline(100 * ref["top1"] - 1, color="0.3", lw=0.8, ls=":", label=f"{ref['gates']} top-1 - 1 pt")
+    ax.set_title("budgeted classification (test split)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.legend(fontsize=7, loc="lower right")
