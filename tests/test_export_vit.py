@@ -105,3 +105,13 @@ def test_core_ml_keeps_its_fused_layer_norm(tmp_path):
     for name, function in spec.mlProgram.functions.items():
         ops = [op.type for block in function.block_specializations.values() for op in block.operations]
         assert "layer_norm" in ops and "reduce_mean" not in ops, name
+
+
+def test_vit_with_early_exits_exports_as_a_chained_program(tmp_path):
+    """Token exit heads pool over tokens as a 2D pool, so every piece of the chained program is on XNNPACK."""
+    from ondevice.exits.export import export_exits_executorch
+    from ondevice.exits.heads import MultiExitModel
+
+    entry = export_exits_executorch(MultiExitModel(micro_vit()), tmp_path / "exits.pte", share_weights=False)
+    assert entry["non_delegated_ops"] == [] and entry["parity_max_abs_diff"] <= PARITY_ATOL  # every exit, every gate
+    assert entry["num_exits"] == 2 and entry["feature_dims"] == [32, 32]

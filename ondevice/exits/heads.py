@@ -88,8 +88,9 @@ class ExitHead(nn.Module):
             x = self.relu(self.bn1(self.conv1(x), skip))
             x = self.relu(self.bn2(self.conv2(x), skip))
             return F.adaptive_avg_pool2d(x, 1).flatten(1)  # a pool, not mean(): XNNPACK delegates it
-        x = self.norm(x, skip)
-        return x.mean(dim=1) if self.layout == "nlc" else x.mean(dim=(1, 2))
+        tokens = self.norm(x, skip)
+        tokens = tokens if self.layout == "nlc" else tokens.flatten(1, 2)  # [N, tokens, C]
+        return F.adaptive_avg_pool2d(tokens.transpose(1, 2).unsqueeze(-1), 1).flatten(1)  # the token mean, as a pool
 
     def forward(self, x: Tensor, skip: bool = False) -> tuple[Tensor, Tensor]:
         feat = self.features(x, skip)
