@@ -197,7 +197,7 @@ class _Delegate(nn.Module):
 
     The XNNPACK partitioner bakes the weights of convs and linears into the delegate, but a parameter
     that meets an elementwise op (a LayerNorm's scale, ViT's position embedding) stays an input of the
-    delegate; it is kept here as a buffer, so the gated program stores it once and passes it on.
+    delegate; it is kept here as a buffer, so the gated program holds it as a constant and passes it in.
     """
 
     def __init__(self, lowered: nn.Module, slots: list[Tensor | None]) -> None:
