@@ -24,8 +24,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "LATENCY_FORMAT",
     "device_name",
     "format_latency_table",
+    "interleaved_latency",
     "merge_latency",
     "operator_breakdown",
     "peak_memory",
@@ -77,22 +79,20 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def measure_latency(program: GatedProgram, settings: list[Gates], *, runs: int, warmup: int) -> dict[str, Any]:
-    """Interleaved timing of ``Method.execute`` per setting: {gates: {median_ms, p90_ms, min_ms}}."""
+def interleaved_latency(calls: dict[str, Callable[[], Any]], *, runs: int, warmup: int) -> dict[str, dict[str, float]]:
+    """Time every call once per round, in a rotated order, over ``runs`` rounds after ``warmup`` untimed ones:
+    {name: {median_ms, p90_ms, min_ms}}. Interleaving spreads a shared machine's noise over all calls alike."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    image = torch.randn(program.input_shape, generator=torch.Generator().manual_seed(0))
-    inputs = {str(g): [image, gates_tensor(g, program.num_stages)] for g in settings}
-    execute = program.method.execute
     for _ in range(warmup):
-        for args in inputs.values():
-            execute(args)
-    samples: dict[str, list[float]] = {key: [] for key in inputs}
-    keys = list(inputs)
+        for call in calls.values():
+            call()
+    samples: dict[str, list[float]] = {key: [] for key in calls}
+    keys = list(calls)
     for r in range(runs):
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
             start = time.perf_counter()
-            execute(inputs[key])
+            calls[key]()
             samples[key].append((time.perf_counter() - start) * 1e3)
     return {
         key: {
@@ -102,6 +102,14 @@ def measure_latency(program: GatedProgram, settings: list[Gates], *, runs: int, 
         }
         for key, v in samples.items()
     }
+
+
+def measure_latency(program: GatedProgram, settings: list[Gates], *, runs: int, warmup: int) -> dict[str, Any]:
+    """Interleaved timing of ``Method.execute`` per setting: {gates: {median_ms, p90_ms, min_ms}}."""
+    image = torch.randn(program.input_shape, generator=torch.Generator().manual_seed(0))
+    execute = program.method.execute
+    calls = {str(g): partial(execute, [image, gates_tensor(g, program.num_stages)]) for g in settings}
+    return interleaved_latency(calls, runs=runs, warmup=warmup)
 
 
 _MEMORY_SCRIPT = r"""

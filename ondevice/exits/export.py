@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
-import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -304,16 +303,16 @@ def export_exits_bundle(
 def measure_piece_latency(bundle: str | Path, *, threads: int = 1, runs: int = 50, warmup: int = 5) -> PieceCosts:
     """Median milliseconds of every method of a bundle's exits.pte on the ExecuTorch runtime (batch 1).
 
-    The methods run in the app's order on one random image, each timed once per round over ``runs``
-    interleaved rounds. An exit method includes its ISC link, so with ISC ``exits_chained`` is set and
-    ``isc`` is 0. The result is a ``PieceCosts`` in ms: ``evaluate.chain_costs`` sums it along a chain.
+    The inputs are what the app feeds each method when it chains them on one random image; every method
+    is timed once per round over ``runs`` interleaved rounds (``profile.interleaved_latency``). An exit
+    method includes its ISC link, so with ISC ``exits_chained`` is set and ``isc`` is 0. The result is a
+    ``PieceCosts`` in ms: ``evaluate.chain_costs`` sums it along a chain.
     """
     from ..export.executorch import _load_program
     from ..export.manifest import load_manifest
+    from ..profile import interleaved_latency
     from ..runtime import set_threads
 
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     manifest = load_manifest(bundle)
     if "exits" not in manifest:
         raise ValueError(f"{bundle} has no exits program; write one with `ondevice exits export CKPT --out {bundle}`")
@@ -335,14 +334,8 @@ def measure_piece_latency(bundle: str | Path, *, threads: int = 1, runs: int = 5
         calls += [(head["run"], args), (head["skip"], args)]
         prev = methods[head["run"]].execute(args)[0]
 
-    samples: dict[str, list[float]] = {name: [] for name, _ in calls}
-    for round_ in range(warmup + runs):
-        for name, args in calls:
-            start = time.perf_counter()
-            methods[name].execute(args)
-            if round_ >= warmup:
-                samples[name].append((time.perf_counter() - start) * 1e3)
-    ms = {name: statistics.median(v) for name, v in samples.items()}
+    timed = {name: partial(methods[name].execute, args) for name, args in calls}
+    ms = {name: row["median_ms"] for name, row in interleaved_latency(timed, runs=runs, warmup=warmup).items()}
 
     def per_flag(table: str) -> tuple[tuple[float, float], ...]:
         return tuple((ms[m["run"]], ms[m["skip"]]) for m in exits[table])
