@@ -43,22 +43,30 @@ from ondevice.export.executorch import (
     method_name,
 )
 from ondevice.models import AdnModel, Gates, all_gates, build_model
+from ondevice.models.context_norm import CONTEXTS, ContextBatchNorm2d
 from ondevice.models.cost import count_flops
+from ondevice.models.norm_stats import enable_entry_contexts
 from ondevice.runtime import set_threads
 
 
-def _model(checkpoint: str | None, name: str, image_size: int) -> AdnModel:
+def _model(checkpoint: str | None, name: str, image_size: int, entry_contexts: bool) -> AdnModel:
     if checkpoint:
         from ondevice.checkpoint import load_model
 
         return load_model(checkpoint)[0]
     torch.manual_seed(0)
     model = build_model(name, num_classes=10, in_chans=1, image_size=image_size).eval()
+    if entry_contexts:
+        enable_entry_contexts(model)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.running_mean.normal_(0, 0.1)
                 m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, ContextBatchNorm2d):
+                for context in CONTEXTS:
+                    getattr(m, f"running_mean_{context}").normal_(0, 0.1)
+                    getattr(m, f"running_var_{context}").uniform_(0.5, 2.0)
             if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, 0.1)
@@ -79,9 +87,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="resnet20_adn", help="registered model of the random-weight run")
     parser.add_argument("--image-size", type=int, default=28, help="input size of the random-weight model")
     parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--entry-contexts", action="store_true", help="random-weight model with entry norms per previous gate"
+    )
     args = parser.parse_args(argv)
 
-    model = _model(args.checkpoint, args.model, args.image_size)
+    model = _model(args.checkpoint, args.model, args.image_size, args.entry_contexts)
     n = model.num_stages
     settings = all_gates(n)
     tmp = Path(tempfile.mkdtemp(prefix="bench_export_"))

@@ -45,11 +45,14 @@ def quantize_segments_linear(segments: Segments, name: str) -> Segments:
     from torchao.quantization import quantize_
 
     config = linear_config(name)
-    both = copy.deepcopy(nn.ModuleList([*segments.skips, *segments.runs]))  # one copy: sharing kept
+    keys = [(i, key) for i, key, _ in segments.items()]
+    every = copy.deepcopy(nn.ModuleList(m for _, _, m in segments.items()))  # one copy: sharing kept
 
     def eligible(module: nn.Module, _: str) -> bool:
         return _plain_float_linear(module) and (name != "8da4w" or module.in_features % 32 == 0)
 
-    quantize_(both, config, filter_fn=eligible)
-    n = segments.num_stages
-    return Segments(list(both[:n]), list(both[n:]), segments.examples)
+    quantize_(every, config, filter_fn=eligible)
+    branches: list[dict] = [{} for _ in range(segments.num_stages)]
+    for (i, key), module in zip(keys, every, strict=True):
+        branches[i][key] = module
+    return Segments(branches, segments.examples, segments.contextual)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ondevice.models import Gates, Segments, covering_gates
+from ondevice.models.segments import segment_label
 
 from .recipes import RecipeError
 
@@ -91,12 +92,7 @@ def _unobserved(module: nn.Module) -> list[str]:
 
 def check_observed(prepared: Segments) -> None:
     """Every segment's observers saw data; otherwise name the segments that never ran."""
-    missing = [
-        f"stage {i} {kind}"
-        for kind, modules in (("skipped", prepared.skips), ("run", prepared.runs))
-        for i, m in enumerate(modules)
-        if _unobserved(m)
-    ]
+    missing = [segment_label(i, key) for i, key, m in prepared.items() if _unobserved(m)]
     if missing:
         raise RecipeError(
             f"int8-static: segments {missing} saw no calibration data, so their activation ranges are unknown; "

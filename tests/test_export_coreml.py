@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from tiny_models import contextual_tiny_model
 from torch import nn
 
 from ondevice.export import coreml
 from ondevice.export._subnets import MAX_DEFAULT_SUBNETS, dir_size, select_gates
 from ondevice.export.coreml import compress_coreml, export_coreml, inspect_coreml
-from ondevice.models import all_gates, build_model
+from ondevice.models import all_gates
 
 GATES = [str(g) for g in all_gates(3)]
 
 
 def _tiny_model() -> nn.Module:
-    """resnet20_adn at 16x16, one channel, random weights and BN statistics (so *_skip norms fold differently)."""
-    torch.manual_seed(0)
-    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=16)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
+    """resnet20_adn at 16x16, random weights and norm statistics, entry norms per previous gate."""
+    return contextual_tiny_model()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from tiny_models import contextual_tiny_model
 from torch import nn
 
 from ondevice.export import litert
@@ -22,24 +23,15 @@ from ondevice.export.litert import (
     export_litert,
     litert_signatures,
 )
-from ondevice.models import all_gates, build_model
+from ondevice.models import all_gates
 
 GATES = [str(g) for g in all_gates(3)]
 ATOL = 1e-4
 
 
 def _tiny_model() -> nn.Module:
-    """resnet20_adn at 16x16, one channel, random weights and BN statistics (so *_skip norms fold differently)."""
-    torch.manual_seed(0)
-    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=16)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    """resnet20_adn at 16x16, random weights and norm statistics, entry norms per previous gate."""
+    return contextual_tiny_model()
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +90,24 @@ def test_signatures_are_different_subnetworks(exported, model):
     assert failed == {g for g in GATES if g[2] == "F"}
 
 
+def test_each_signature_bakes_the_entry_statistics_of_its_previous_gate(exported, model):
+    """layer2's first norm after a skipped stage 0 is used only by TF*: only those signatures may change."""
+    out, _, _ = exported
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.layer2[0].bn1.running_mean_after_skip.add_(1.0)
+    with pytest.raises(ParityError) as info:
+        check_litert_parity(out / "model.tflite", broken, None, ATOL)
+    failed = {part.split(":")[0].strip() for part in str(info.value).split("): ")[1].split(",")}
+    assert failed == {"TFF", "TFT"}
+
+
 @pytest.mark.slow
 def test_weights_shared_across_signatures(exported):
     out, entry, single = exported
     # 8 separate files would be ~8x one; shared, the file is one super-net plus the mandatory blocks'
-    # weights folded with their *_skip norms
-    assert entry["size_bytes"] < 2 * single["size_bytes"]
+    # weights folded with their *_skip norms, and each stage's entry convs folded with both previous-gate contexts
+    assert entry["size_bytes"] < 2.2 * single["size_bytes"]
     assert single["signatures"] == {"FFF": "subnet_FFF"}
 
 

@@ -74,7 +74,8 @@ def test_vit_8da4w_quantizes_attention_and_mlp(float_program, tmp_path):
         return quantized[0]
 
     entry = export_executorch(model, tmp_path / "vit.pte", quantize=quantize, rtol=recipe.parity_rtol)
-    linears = {m for s in quantized[0].runs for m in s.modules() if type(m) is nn.Linear}
+    run_segments = [s for _, (_, skip), s in quantized[0].items() if not skip]
+    linears = {m for s in run_segments for m in s.modules() if type(m) is nn.Linear}
     assert len(linears) == 4 * 3 + 1  # per layer out_proj and 2 MLP linears; the head
     assert all(type(m.weight) is not nn.Parameter for m in linears)  # all int4
     assert entry["size_bytes"] < 0.8 * float_entry["size_bytes"]

@@ -7,6 +7,9 @@ look inside cond branches, so a plain cond would run them on the slow portable k
     skip branch i: stage i's mandatory blocks with their ``*_skip`` norms   (gates[i] != 0)
     run branch i:  stage i's mandatory blocks with their main norms, then its skippable blocks
 
+A model whose entry norms follow the previous stage's gate (``norm_stats.enable_entry_contexts``) has
+two of each for stages 1..S-1, picked by a second cond on ``gates[i-1]``; they differ only in the
+entry convs, folded with each context's statistics, so every other weight is stored once.
 The stem is lowered into both branches of stage 0 and the head into both branches of stage S-1,
 so a call runs S delegates, not S + 2. XNNPACK stores constants by content hash, so weights that
 are byte-identical in two branches are stored once. But XNNPACK folds each BatchNorm into its conv,
@@ -35,6 +38,8 @@ from torch import Tensor, nn
 
 from ..atomic import atomic_path
 from ..models import AdnModel, Gates, GatesLike, Segments, all_gates, covering_gates, model_segments
+from ..models.context_norm import ContextBatchNorm2d
+from ..models.segments import BranchKey, branch_key, segment_name
 
 __all__ = [
     "GATES_DTYPE",
@@ -133,6 +138,9 @@ def share_skip_norms(model: AdnModel, branch: str = "run") -> tuple[AdnModel, in
         for name, skip in list(module.named_children()):
             main = getattr(module, name[: -len("_skip")], None) if name.endswith("_skip") else None
             if not (isinstance(skip, nn.BatchNorm2d) and isinstance(main, nn.BatchNorm2d)):
+                continue
+            if isinstance(main, ContextBatchNorm2d) or isinstance(skip, ContextBatchNorm2d):
+                kept += 1  # entry norms: their statistics depend on the previous gate, each branch folds its own
                 continue
             if not all(bn.track_running_stats and bn.affine for bn in (main, skip)):
                 kept += 1
@@ -257,18 +265,45 @@ def _outside_delegates(program: torch.export.ExportedProgram) -> set[str]:
     return {n.target.__name__ for n in program.graph.nodes if n.op == "call_function" and n.target not in skip}
 
 
-class _Gated(nn.Module):
-    """``forward(image, gates)``: per stage ``cond(gates[i] != 0, skip_i, run_i)`` over pre-lowered delegates."""
+class _PreviousSwitch(nn.Module):
+    """``(x, previous_skipped) -> cond(previous_skipped, after_skip, after_run)(x)``: a contextual stage's delegate
+    picked by the previous stage's gate. The predicate comes in computed: an op inside a nested cond branch
+    gets memory that overlaps the activations of the program around it (ExecuTorch 1.5)."""
 
-    def __init__(self, skips: list[nn.Module], runs: list[nn.Module]) -> None:
+    def __init__(self, after_skip: nn.Module, after_run: nn.Module) -> None:
         super().__init__()
+        self.after_skip = after_skip
+        self.after_run = after_run
+
+    def forward(self, x: Tensor, previous_skipped: Tensor) -> Tensor:
+        return torch.cond(previous_skipped, self.after_skip, self.after_run, (x,))
+
+
+class _Gated(nn.Module):
+    """``forward(image, gates)``: per stage a cond on its gate over its two pre-lowered delegates, or, where its
+    entry norms follow the previous gate, over two :class:`_PreviousSwitch`."""
+
+    def __init__(self, stages: list[dict[BranchKey, nn.Module]]) -> None:
+        super().__init__()
+        skips, runs = [], []
+        for branches in stages:
+            if (None, False) in branches:
+                skips.append(branches[(None, True)])
+                runs.append(branches[(None, False)])
+            else:
+                skips.append(_PreviousSwitch(branches[(True, True)], branches[(False, True)]))
+                runs.append(_PreviousSwitch(branches[(True, False)], branches[(False, False)]))
         self.skips = nn.ModuleList(skips)
         self.runs = nn.ModuleList(runs)
 
     def forward(self, image: Tensor, gates: Tensor) -> Tensor:
+        skipped = gates != 0
         x = image
         for index, (skip, run) in enumerate(zip(self.skips, self.runs)):
-            x = torch.cond(gates[index] != 0, skip, run, (x,))
+            if isinstance(skip, _PreviousSwitch):
+                x = torch.cond(skipped[index], skip, run, (x, skipped[index - 1]))
+            else:
+                x = torch.cond(skipped[index], skip, run, (x,))
         return x
 
 
@@ -405,17 +440,14 @@ def export_executorch(
         if quantize is not None:
             segments = quantize(segments)
         delegates = _lowered_delegates(
-            {
-                f"{kind}{i}": (m, x)
-                for kind, ms in (("skip", segments.skips), ("run", segments.runs))
-                for i, (m, x) in enumerate(zip(ms, segments.examples))
-            }
+            {segment_name(i, key): (m, segments.examples[i]) for i, key, m in segments.items()}
         )
-        skips = [delegates[f"skip{i}"] for i in range(n)]
-        runs = [delegates[f"run{i}"] for i in range(n)]
+        stages = [
+            {key: delegates[segment_name(i, key)] for key in branches} for i, branches in enumerate(segments.branches)
+        ]
         example = model.example_input()
         # strict=True: the composite of pre-lowered delegates fails non-strict ("convert all Tensors to FakeTensors").
-        gated = torch.export.export(_Gated(skips, runs), (example, gates_tensor(None, n)), strict=True)
+        gated = torch.export.export(_Gated(stages), (example, gates_tensor(None, n)), strict=True)
         # The top level holds only delegates, gate selects and conds: no partitioner needed (2x faster).
         program = to_edge(gated).to_executorch()
         ops = _check_delegated(program, "gated program")
@@ -525,17 +557,17 @@ def export_chained_executorch(
     try:
         n = model.num_stages
         segments, _ = _segments(model, _share_mode(share_weights))
-        programs = {}
-        for i, x in enumerate(segments.examples):
-            programs[f"stage{i}_skip"] = torch.export.export(segments.skips[i], (x,), strict=True)
-            programs[f"stage{i}_run"] = torch.export.export(segments.runs[i], (x,), strict=True)
+        programs = {
+            segment_name(i, key): torch.export.export(m, (segments.examples[i],), strict=True)
+            for i, key, m in segments.items()
+        }
         program = _lower_to_edge(programs).to_executorch()
         _check_delegated(program, "chained program")
         loaded = _load_program(program.buffer)
 
         def run_chain(x: Tensor, gates: Gates) -> Tensor:
-            for i, skip in enumerate(gates):
-                x = loaded.load_method(f"stage{i}_{'skip' if skip else 'run'}").execute([x])[0]
+            for i in range(n):
+                x = loaded.load_method(segment_name(i, branch_key(gates, i, segments.contextual))).execute([x])[0]
             return x
 
         worst = _check_parity(all_gates(n), _parity_inputs(model), model, run_chain, atol)

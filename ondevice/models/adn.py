@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from .context_norm import entry_context
 from .gates import Gates, GatesLike
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "AdnModel", "AdnStage", "InputSpec", "add_skip_norms", "n_mandatory"]
@@ -81,14 +82,34 @@ class AdnModel(nn.Module):
     def forward_head(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, x: Tensor, gates: GatesLike = None) -> Tensor:
-        """Logits of the sub-network chosen by ``gates`` (None: super-net, as in the official ResNet/ViT)."""
+    def entry_norms(self, index: int) -> tuple[str, ...]:
+        """Names of stage ``index``'s entry norms: the BatchNorms right after the convs that read its input.
+
+        Their statistics depend on the previous stage's gate (``norm_stats.enable_entry_contexts``);
+        models without BatchNorm statistics (LayerNorm transformers) have none.
+        """
+        return ()
+
+    def run_stage(self, index: int, x: Tensor, skip: bool, previous: bool | None) -> Tensor:
+        """``forward_stage`` with the entry norms in the context of ``previous``, the gate of stage index-1."""
+        with entry_context(self, index, previous):
+            return self.forward_stage(index, x, skip)
+
+    def forward(self, x: Tensor, gates: GatesLike = None, *, stage_outputs: list[Tensor] | None = None) -> Tensor:
+        """Logits of the sub-network chosen by ``gates`` (None: super-net, as in the official ResNet/ViT).
+
+        ``stage_outputs``: a list that receives each stage's output (feature distillation during training).
+        """
         gates = Gates.coerce(gates, self.num_stages)
         if x.dim() != 4 or x.shape[1] != self.input_spec.in_chans:
             raise ValueError(f"expected images of shape [N, {self.input_spec.in_chans}, H, W], got {list(x.shape)}")
         x = self.forward_stem(x)
+        previous = None
         for index, skip in enumerate(gates):
-            x = self.forward_stage(index, x, skip)
+            x = self.run_stage(index, x, skip, previous)
+            previous = skip
+            if stage_outputs is not None:
+                stage_outputs.append(x)
         return self.forward_head(x)
 
     @torch.no_grad()

@@ -179,6 +179,11 @@ class AdnMobileNetV2(AdnModel):
             x = self.features[feature](x, skip)
         return x
 
+    def entry_norms(self, index: int) -> tuple[str, ...]:
+        """The norms of the 1x1 expand unit that opens the stage: the only conv that reads the stage input."""
+        unit = f"features.{GATED_FEATURES[index][0]}.0.conv.0"
+        return (f"{unit}.norm", f"{unit}.norm_skip") if index else ()
+
     def forward_head(self, x: Tensor) -> Tensor:
         return self.classifier(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
 

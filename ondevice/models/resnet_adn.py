@@ -159,6 +159,12 @@ class AdnResNet(AdnModel):
     def forward_stage(self, index: int, x: Tensor, skip: bool) -> Tensor:
         return self.stage(index)(x, skip)
 
+    def entry_norms(self, index: int) -> tuple[str, ...]:
+        """The first block's ``bn1``/``bn1_skip`` (after conv1) and its downsample norm read the stage input."""
+        first = f"layer{index + 1}.0"
+        names = (f"{first}.bn1", f"{first}.bn1_skip")
+        return (*names, f"{first}.downsample.1") if self.stage(index)[0].downsample is not None else names
+
     def forward_head(self, x: Tensor) -> Tensor:
         return self.fc(self.avgpool(x).flatten(1))
 
