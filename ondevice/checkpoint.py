@@ -17,6 +17,7 @@ import torch
 from .atomic import atomic_path
 from .data import DataSplits, load_data
 from .models import AdnModel, build_model
+from .models.norm_stats import CONTEXT_KEY_SUFFIX, enable_entry_contexts
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -78,6 +79,8 @@ def load_model(path_or_state: str | Path | dict[str, Any]) -> tuple[AdnModel, di
         model = build_exit_model(state["model_name"], state["model_kwargs"], method, freeze=False)
     else:
         model = build_model(state["model_name"], **state["model_kwargs"])
+    if any(key.endswith(CONTEXT_KEY_SUFFIX) for key in state["model"]):
+        enable_entry_contexts(model)  # statistics per gate of the previous stage (norm_stats)
     model.load_state_dict(state["model"])
     return model.eval(), state
 

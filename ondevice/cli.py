@@ -32,6 +32,18 @@ def _add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--norm-images",
+        type=int,
+        default=defaults.norm_images,
+        help="training images for exact norm statistics after training (0: keep the momentum averages)",
+    )
+    p.add_argument(
+        "--entry-contexts",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.entry_contexts,
+        help="entry norms keep statistics per gate of the previous stage",
+    )
 
 
 def _config(args: argparse.Namespace, **overrides: object) -> TrainConfig:
@@ -54,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--skip-prob", type=float, default=defaults.skip_prob, help="random-skip: P(stage skipped)")
     train.add_argument("--alpha", type=float, default=defaults.alpha, help="adn: super-net CE weight")
     train.add_argument("--temperature", type=float, default=defaults.temperature, help="adn: KD temperature")
+    train.add_argument(
+        "--sandwich", type=int, default=defaults.sandwich, help="adn: mixed sub-networks distilled per step (0: paper)"
+    )
+    train.add_argument(
+        "--feature-kd", type=float, default=defaults.feature_kd, help="adn: weight of stage-output distillation"
+    )
     train.add_argument("--init-from", default=None, help="exits-isc/imta: stage-1 checkpoint (e.g. an exits-ge run)")
     train.add_argument("--ofa-gamma", type=float, default=defaults.ofa_gamma, help="exits-ofa/imta: KD weight")
     train.add_argument("--ofa-temperature", type=float, default=defaults.ofa_temperature, help="OFA-KD temperature")
@@ -64,6 +82,26 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--out", default=None, help="output directory (default: the checkpoint's directory)")
     evaluate.add_argument("--data-root", default=None, help="override the data directory of the checkpoint")
+    evaluate.add_argument(
+        "--diagnostic-images",
+        type=int,
+        default=1000,
+        help="training images to re-estimate each sub-network's own norm statistics (0: no diagnostics)",
+    )
+
+    recalibrate = verbs.add_parser(
+        "recalibrate", help="checkpoint -> a copy with exact norm statistics (for checkpoints trained without them)"
+    )
+    recalibrate.add_argument("checkpoint")
+    recalibrate.add_argument("--out", required=True, help="the new checkpoint (must not exist)")
+    recalibrate.add_argument("--images", type=int, default=defaults.norm_images, help="training images to use")
+    recalibrate.add_argument(
+        "--entry-contexts",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.entry_contexts,
+        help="entry norms keep statistics per gate of the previous stage",
+    )
+    recalibrate.add_argument("--data-root", default=None, help="override the data directory of the checkpoint")
 
     compare = verbs.add_parser("compare", help="ADN vs individually trained static nets vs random-skip, one run")
     _add_train_args(compare, defaults)
@@ -95,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_pinned_stack()
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"ondevice {args.verb}: error: {err}", file=sys.stderr)
         return 2
 
@@ -120,9 +158,19 @@ def _run(args: argparse.Namespace) -> int:
         from .evaluate import evaluate_checkpoint, format_table
 
         out = Path(args.out) if args.out else Path(args.checkpoint).parent
-        rows = evaluate_checkpoint(args.checkpoint, out, data_root=args.data_root)
+        rows = evaluate_checkpoint(
+            args.checkpoint, out, data_root=args.data_root, diagnostic_images=args.diagnostic_images
+        )
         print(format_table(rows))
         print(f"wrote {out / 'eval.json'} and {out / 'pareto.png'}")
+        return 0
+    if args.verb == "recalibrate":
+        from .train import recalibrate_checkpoint
+
+        path = recalibrate_checkpoint(
+            args.checkpoint, args.out, images=args.images, entry_contexts=args.entry_contexts, data_root=args.data_root
+        )
+        print(f"checkpoint with exact norm statistics: {path}")
         return 0
     if args.verb == "compare":
         from .compare import compare_training

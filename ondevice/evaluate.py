@@ -1,10 +1,19 @@
-"""Evaluation of every sub-network: top-1, FLOPs and parameters, as ``eval.json`` and a Pareto plot."""
+"""Evaluation of every sub-network: top-1, FLOPs and parameters, as ``eval.json`` and a Pareto plot.
+
+Beside each sub-network's accuracy with the model's own norm statistics, the diagnostics report its
+accuracy with statistics re-estimated for that sub-network alone (what it could reach with the same
+weights) and, per stage, the refinement gap: a user sees at once whether a run delivered a full front
+or whether norm statistics, not weights, hold some sub-networks back.
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+from torch import Tensor
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
@@ -12,11 +21,12 @@ from .atomic import write_json_atomic
 from .checkpoint import checkpoint_data, load_model
 from .models import AdnModel, Gates, all_gates
 from .models.cost import count_flops, count_params_used
+from .models.norm_stats import recalibrate_norms, refinement_gaps
 from .pareto import pareto_front
 from .plots import plot_pareto
 from .train import accuracy
 
-__all__ = ["SubnetResult", "evaluate", "evaluate_checkpoint", "format_table"]
+__all__ = ["SubnetResult", "evaluate", "evaluate_checkpoint", "format_table", "full_front_shortfall"]
 
 EVAL_JSON = "eval.json"
 PARETO_PNG = "pareto.png"
@@ -32,32 +42,68 @@ class SubnetResult:
     flops: int
     params: int
     pareto: bool
+    top1_own_stats: float | None = None  # diagnostics: norm statistics re-estimated for this sub-network alone
 
 
 def evaluate(
-    model: AdnModel, test: TensorDataset, gates: list[Gates] | None = None, progress: bool = True
+    model: AdnModel,
+    test: TensorDataset,
+    gates: list[Gates] | None = None,
+    progress: bool = True,
+    *,
+    calibration: Tensor | None = None,
 ) -> list[SubnetResult]:
-    """Accuracy and cost of each gate setting (default: all 2^S), with the accuracy-vs-FLOPs front marked."""
+    """Accuracy and cost of each gate setting (default: all 2^S), with the accuracy-vs-FLOPs front marked.
+
+    ``calibration``: training images; each row then also gets ``top1_own_stats``, its accuracy after its
+    norm statistics are re-estimated on them for that sub-network alone (the model itself is untouched).
+    """
     gates = gates or all_gates(model.num_stages)
     rows = []
     for g in tqdm(gates, desc="evaluating sub-networks", disable=not progress, leave=False):
-        rows.append((g, accuracy(model, test, g), count_flops(model, g), count_params_used(model, g)))
+        own = None
+        if calibration is not None:
+            own = accuracy(recalibrate_norms(copy.deepcopy(model), calibration, [g]), test, g)
+        rows.append((g, accuracy(model, test, g), count_flops(model, g), count_params_used(model, g), own))
     front = set(pareto_front([r[2] for r in rows], [r[1] for r in rows]))
     return [
-        SubnetResult(str(g), g.name, top1, flops, params, i in front) for i, (g, top1, flops, params) in enumerate(rows)
+        SubnetResult(str(g), g.name, top1, flops, params, i in front, own)
+        for i, (g, top1, flops, params, own) in enumerate(rows)
     ]
 
 
+def full_front_shortfall(rows: list[SubnetResult]) -> float:
+    """How far the worst sub-network falls below min(super-net, base-net), in top-1 (0 when none does)."""
+    ends = [r.top1 for r in rows if r.name in ("super-net", "base-net")]
+    return max(0.0, min(ends) - min(r.top1 for r in rows)) if ends else 0.0
+
+
 def evaluate_checkpoint(
-    checkpoint: str | Path, out_dir: str | Path, *, data_root: str | None = None, progress: bool = True
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    data_root: str | None = None,
+    diagnostic_images: int = 1000,
+    progress: bool = True,
 ) -> list[SubnetResult]:
-    """Evaluate a checkpoint on its data set's test split; writes eval.json and pareto.png into ``out_dir``."""
+    """Evaluate a checkpoint on its data set's test split; writes eval.json and pareto.png into ``out_dir``.
+
+    ``diagnostic_images`` training images re-estimate each sub-network's own norm statistics (0: skip the
+    diagnostics); the first 500 test images measure each stage's refinement gap.
+    """
     model, state = load_model(checkpoint)
     if model.num_stages == 0:
         raise ValueError(f"{state['model_name']} has no depth gates; evaluate it with `ondevice exits eval`")
+    if diagnostic_images < 0:
+        raise ValueError(f"diagnostic_images must be >= 0, got {diagnostic_images}")
     cfg = state["train_config"]
     data = checkpoint_data(state, data_root)
-    rows = evaluate(model, data.test, progress=progress)
+    calibration = None
+    if diagnostic_images:
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+        calibration = data.train.tensors[0][order[:diagnostic_images]]
+    rows = evaluate(model, data.test, progress=progress, calibration=calibration)
+    norm_stats = state.get("norm_stats", {"kind": "momentum", "note": "running averages left by training"})
     out_dir = Path(out_dir)
     write_json_atomic(
         out_dir / EVAL_JSON,
@@ -68,19 +114,31 @@ def evaluate_checkpoint(
             "data": data.spec.to_dict(),
             "test_images": len(data.test),
             "flops_note": "torch.utils.flop_counter FLOPs (2 x MACs) at batch 1",
+            "norm_stats": norm_stats,
             "subnets": [asdict(r) for r in rows],
+            "diagnostics": {
+                "full_front_shortfall": full_front_shortfall(rows),
+                "own_stats_images": len(calibration) if calibration is not None else 0,
+                "own_stats_note": "top1_own_stats: norm statistics re-estimated for that sub-network alone",
+                "refinement_gap": refinement_gaps(model, data.test.tensors[0][:500]),
+                "refinement_gap_note": "per stage, ||run - skipped|| / ||run|| of its output on the super-net's input",
+            },
         },
     )
-    plot_pareto(rows, out_dir / PARETO_PNG, title=f"{state['model_name']} on {data.spec.name} ({cfg['method']})")
+    title = f"{state['model_name']} on {data.spec.name} ({cfg['method']}, {norm_stats['kind']} norm statistics)"
+    plot_pareto(rows, out_dir / PARETO_PNG, title=title)
     return rows
 
 
 def format_table(rows: list[SubnetResult]) -> str:
     """The rows as a fixed-width text table, super-net first."""
-    lines = [f"{'gates':<8} {'name':<10} {'top-1':>7} {'MFLOPs':>9} {'params':>10} pareto"]
+    own = any(r.top1_own_stats is not None for r in rows)
+    header = f"{'gates':<8} {'name':<10} {'top-1':>7} {'own-stats':>9} {'MFLOPs':>9} {'params':>10} pareto"
+    lines = [header if own else header.replace(f" {'own-stats':>9}", "")]
     for r in rows:
+        own_column = f" {100 * r.top1_own_stats:8.2f}%" if r.top1_own_stats is not None else ""
         lines.append(
-            f"{r.gates:<8} {r.name:<10} {100 * r.top1:6.2f}% {r.flops / 1e6:9.2f} {r.params:>10,d} "
+            f"{r.gates:<8} {r.name:<10} {100 * r.top1:6.2f}%{own_column} {r.flops / 1e6:9.2f} {r.params:>10,d} "
             f"{'*' if r.pareto else ''}"
         )
     return "\n".join(lines)

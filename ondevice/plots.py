@@ -19,14 +19,25 @@ class _Point(Protocol):
     top1: float
     flops: int
     pareto: bool
+    top1_own_stats: float | None
 
 
 def plot_pareto(rows: Sequence[_Point], path: str | Path, *, title: str = "") -> Path:
-    """Accuracy vs FLOPs of every sub-network, the Pareto front joined by a line, points labelled by gates."""
+    """Accuracy vs FLOPs of every sub-network, the Pareto front joined by a line, points labelled by gates;
+    hollow markers: each sub-network with norm statistics re-estimated for it alone (when diagnosed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter([r.flops / 1e6 for r in rows], [100 * r.top1 for r in rows], color="0.6", label="sub-network")
+    own = [r for r in rows if r.top1_own_stats is not None]
+    if own:
+        ax.scatter(
+            [r.flops / 1e6 for r in own],
+            [100 * r.top1_own_stats for r in own],
+            facecolors="none",
+            edgecolors="C3",
+            label="own norm statistics",
+        )
     front = sorted((r for r in rows if r.pareto), key=lambda r: r.flops)
     ax.plot([r.flops / 1e6 for r in front], [100 * r.top1 for r in front], "o-", color="C0", label="Pareto front")
     for r in rows:

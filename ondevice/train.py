@@ -38,7 +38,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DataSpec, DataSplits, load_data
 from .exits.heads import MultiExitNet
 from .exits.training import EXIT_METHODS, EXIT_STEPS, build_exit_model, is_exit_method
-from .models import AdnModel, Gates, base_net, build_model, super_net
+from .models import AdnModel, Gates, all_gates, base_net, build_model, covering_gates, super_net
+from .models.norm_stats import has_entry_contexts, recalibrate_norms
 
 __all__ = ["METHODS", "StepFn", "TrainConfig", "accuracy", "adn_distillation_loss", "step_function", "train"]
 
@@ -60,6 +61,10 @@ class TrainConfig:
     skip_prob: float = 0.5  # random-skip: probability that a stage skips its skippable sub-path
     alpha: float = 0.5  # adn: weight of the super-net's label loss; the base-net's KD gets 1 - alpha
     temperature: float = 1.0  # adn: KD temperature T
+    sandwich: int = 1  # adn: mixed sub-networks per step, each distilled from the super-net (0: the paper's 2 passes)
+    feature_kd: float = 0.0  # adn: weight of the stage-output distillation towards the super-net's (official --fpn)
+    norm_images: int = 2000  # training images for exact norm statistics after training (0: keep momentum averages)
+    entry_contexts: bool = True  # entry norms keep statistics per gate of the previous stage (with norm_images)
     ofa_gamma: float = 0.9  # exits-ofa/imta: weight of the KD term of OFA-KD (IMTA: 0.9 CIFAR, 0.1 ImageNet)
     ofa_temperature: float = 3.0  # exits-ofa/imta: OFA-KD temperature (IMTA: 3 CIFAR, 1 ImageNet)
     init_from: str | None = None  # exits-isc/imta: the stage-1 checkpoint whose frozen network gets ISC heads
@@ -80,6 +85,11 @@ class TrainConfig:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.sandwich < 0 or self.feature_kd < 0 or self.norm_images < 0:
+            raise ValueError(
+                f"sandwich, feature_kd and norm_images must be >= 0, got {self.sandwich}, {self.feature_kd}, "
+                f"{self.norm_images}"
+            )
         if not 0.0 <= self.skip_prob <= 1.0:
             raise ValueError(f"skip_prob must be in [0, 1], got {self.skip_prob}")
         if not 0.0 <= self.ofa_gamma <= 1.0 or not self.ofa_temperature > 0:
@@ -109,17 +119,40 @@ def adn_distillation_loss(z_base: Tensor, z_super: Tensor, temperature: float) -
 StepFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], dict[str, float]]
 
 
-def _adn_step(cfg: TrainConfig, num_stages: int) -> StepFn:
-    full, base = super_net(num_stages), base_net(num_stages)
+def feature_distillation_loss(stages: list[Tensor], teacher: list[Tensor]) -> Tensor:
+    """Mean over stages of MSE(student stage output, detached super-net stage output)."""
+    return torch.stack([F.mse_loss(s, t.detach()) for s, t in zip(stages, teacher, strict=True)]).mean()
 
-    def step(model: nn.Module, x: Tensor, y: Tensor, _: torch.Generator) -> dict[str, float]:
-        z_super = model(x, full)
+
+def _adn_step(cfg: TrainConfig, num_stages: int) -> StepFn:
+    """The paper's two passes (super-net CE, base-net KD), then ``cfg.sandwich`` mixed sub-networks with KD.
+
+    The mixed passes are the sandwich rule of universally slimmable networks: the sub-networks ADN never
+    trains still get gradients, so every norm learns the inputs of every gate context it meets.
+    """
+    full, base = super_net(num_stages), base_net(num_stages)
+    mixed = [g for g in all_gates(num_stages) if not (g.is_super_net or g.is_base_net)]
+
+    def distil(model: nn.Module, x: Tensor, gates: Gates, z_super: Tensor, f_super: list[Tensor]) -> Tensor:
+        stages: list[Tensor] = []
+        z = model(x, gates, stage_outputs=stages if cfg.feature_kd else None)
+        loss = (1.0 - cfg.alpha) * adn_distillation_loss(z, z_super, cfg.temperature)
+        if cfg.feature_kd:
+            loss = loss + cfg.feature_kd * feature_distillation_loss(stages, f_super)
+        loss.backward()
+        return loss
+
+    def step(model: nn.Module, x: Tensor, y: Tensor, rng: torch.Generator) -> dict[str, float]:
+        f_super: list[Tensor] = []
+        z_super = model(x, full, stage_outputs=f_super if cfg.feature_kd else None)
         loss_super = cfg.alpha * F.cross_entropy(z_super, y)
         loss_super.backward()
-        z_base = model(x, base)
-        loss_base = (1.0 - cfg.alpha) * adn_distillation_loss(z_base, z_super, cfg.temperature)
-        loss_base.backward()
-        return {"loss_super": loss_super.item(), "loss_base": loss_base.item()}
+        losses = {"loss_super": loss_super.item(), "loss_base": distil(model, x, base, z_super, f_super).item()}
+        if cfg.sandwich and mixed:
+            picks = torch.randint(len(mixed), (cfg.sandwich,), generator=rng).tolist()
+            mixed_loss = sum(distil(model, x, mixed[i], z_super, f_super).item() for i in picks)
+            losses["loss_mixed"] = mixed_loss / cfg.sandwich
+        return losses
 
     return step
 
@@ -315,7 +348,79 @@ def train(
                 )
         if ddp.world_size > 1:
             dist.barrier()
+    precise_done = state is not None and "norm_stats" in state
+    if ddp.is_master and cfg.norm_images and not is_exit_method(cfg.method) and not precise_done:
+        _save_precise_norms(ckpt_path, model, cfg, data, progress)
+    if ddp.world_size > 1:
+        dist.barrier()
     return ckpt_path
+
+
+def norm_settings(cfg: TrainConfig, num_stages: int) -> list[Gates]:
+    """The gate settings a method's norm statistics are averaged over: the one a static network trains,
+    else every setting (the covering ones past 5 stages)."""
+    if cfg.method == "static":
+        return [Gates.parse(cfg.gates, num_stages) if cfg.gates else super_net(num_stages)]
+    return all_gates(num_stages) if num_stages <= 5 else covering_gates(num_stages)
+
+
+def precise_norms(model: AdnModel, cfg: TrainConfig, data: DataSplits, images: int | None = None) -> dict[str, Any]:
+    """Replace the model's norm statistics by exact ones over ``images`` (default ``cfg.norm_images``) training
+    images and the method's gate settings; returns the record a checkpoint keeps under ``norm_stats``."""
+    count = min(cfg.norm_images if images is None else images, len(data.train))
+    if count < 2:
+        raise ValueError(f"exact norm statistics need at least 2 training images, got {count}")
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))
+    settings = norm_settings(cfg, model.num_stages)
+    recalibrate_norms(model, data.train.tensors[0][order[:count]], settings, entry_contexts=cfg.entry_contexts)
+    return {
+        "kind": "precise",
+        "images": count,
+        "settings": [str(g) for g in settings],
+        "entry_contexts": has_entry_contexts(model),
+    }
+
+
+def _save_precise_norms(ckpt_path: Path, model: AdnModel, cfg: TrainConfig, data: DataSplits, progress: bool) -> None:
+    """After the last epoch: exact norm statistics into the checkpoint, and the last epoch's accuracy with them."""
+    state = load_checkpoint(ckpt_path)
+    state["norm_stats"] = precise_norms(model, cfg, data)
+    state["model"] = model.state_dict()
+    record = state["history"][-1]
+    record["test_top1_super"] = accuracy(model, data.test, super_net(model.num_stages))
+    record["test_top1_base"] = accuracy(model, data.test, base_net(model.num_stages))
+    save_checkpoint(ckpt_path, state)
+    if progress:
+        tqdm.write(
+            f"exact norm statistics ({state['norm_stats']['images']} images x {len(state['norm_stats']['settings'])} "
+            f"gate settings): super-net {record['test_top1_super']:.4f}, base-net {record['test_top1_base']:.4f}"
+        )
+
+
+def recalibrate_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    images: int = TrainConfig.norm_images,
+    entry_contexts: bool = True,
+    data_root: str | None = None,
+) -> Path:
+    """A copy of ``checkpoint`` at ``out`` with exact norm statistics (converts checkpoints trained before them).
+
+    ``out`` must not exist yet: the user's files are never overwritten.
+    """
+    from .checkpoint import checkpoint_data, load_model
+
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; pass a new --out path (the original checkpoint is kept as it is)")
+    model, state = load_model(checkpoint)
+    if is_exit_method(state["train_config"]["method"]):
+        raise ValueError("exact norm statistics are for gated models; multi-exit checkpoints keep their own")
+    cfg = TrainConfig.from_dict({**state["train_config"], "entry_contexts": entry_contexts})
+    state["norm_stats"] = precise_norms(model, cfg, checkpoint_data(state, data_root), images)
+    state["model"] = model.state_dict()
+    return save_checkpoint(out, state)
 
 
 def _gather_rng_states(ddp: _Distributed) -> list[Tensor]:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ondevice import train as train_module
 from ondevice.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
@@ -49,12 +50,55 @@ def test_distillation_loss_matches_definition_and_detaches_teacher():
 
 
 def test_adn_step_trains_super_net_and_base_net_norms(digits):
-    model, losses = _one_step("adn", digits)
+    model, losses = _one_step("adn", digits, sandwich=0)  # the paper's two passes
     assert set(losses) == {"loss_super", "loss_base"} and all(v >= 0 for v in losses.values())
     names = _grad_names(model)
     assert "layer1.2.conv1.weight" in names  # skippable block: super-net pass
     assert "layer1.0.bn1_skip.weight" in names  # skip norm: base-net pass
     assert "layer1.0.bn1.weight" in names
+
+
+class _GateRecorder(nn.Module):
+    """A fake network that records the gate settings each pass asks for, then runs the real model."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, []
+
+    def forward(self, x, gates, **kwargs):
+        self.calls.append(str(gates))
+        return self.model(x, gates, **kwargs)
+
+
+def test_sandwich_adds_mixed_sub_networks_distilled_from_the_super_net(digits):
+    torch.manual_seed(0)
+    recorder = _GateRecorder(build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8))
+    x, y = digits.train.tensors[0][:16], digits.train.tensors[1][:16]
+    cfg = TrainConfig(**{**TINY, "sandwich": 3})
+    losses = train_module._STEPS["adn"](cfg, 3)(recorder, x, y, torch.Generator().manual_seed(0))
+    assert recorder.calls[:2] == ["FFF", "TTT"] and len(recorder.calls) == 5
+    assert not set(recorder.calls[2:]) & {"FFF", "TTT"}
+    assert set(losses) == {"loss_super", "loss_base", "loss_mixed"} and losses["loss_mixed"] > 0
+
+
+def test_feature_distillation_adds_the_stage_output_mse(digits):
+    x, y = digits.train.tensors[0][:16], digits.train.tensors[1][:16]
+    base = {}
+    for weight in (0.0, 2.0):
+        torch.manual_seed(0)
+        model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8)
+        cfg = TrainConfig(**{**TINY, "sandwich": 0, "feature_kd": weight})
+        base[weight] = train_module._STEPS["adn"](cfg, 3)(model, x, y, torch.Generator())["loss_base"]
+    torch.manual_seed(0)
+    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8)
+    with torch.no_grad():  # the oracle: stage outputs of both passes, by hand
+        teacher, student = model.forward_stem(x), model.forward_stem(x)
+        mse = []
+        for i in range(3):
+            teacher = model.forward_stage(i, teacher, False)
+            student = model.forward_stage(i, student, True)
+            mse.append(F.mse_loss(student, teacher))
+    assert base[2.0] - base[0.0] == pytest.approx(2.0 * torch.stack(mse).mean().item(), rel=1e-4)
 
 
 def test_static_step_trains_only_its_gate_setting(digits):

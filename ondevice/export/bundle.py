@@ -205,7 +205,7 @@ def export_bundle(
     settings = [Gates.parse(s["gates"], model.num_stages) for s in manifest["subnets"]]
     if len(settings) > _MAX_PER_SUBNET_FORMATS:
         settings = [Gates.parse(s["gates"]) for s in manifest["subnets"] if s.get("pareto")]
-    data = checkpoint_data(state, data_root) if recipe is not None and recipe.format == "executorch" else None
+    data = _program_test_data(state, data_root, recipe, names, log)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
@@ -230,8 +230,9 @@ def export_bundle(
             manifest["precision"] = {"name": recipe.name, "recipe": recipe.summary, "format": recipe.format}
         save_manifest(scratch / MANIFEST_NAME, manifest)
         if data is not None:
-            manifest["precision"]["calibration_images"] = calibration if recipe.needs_calibration else 0
-            _record_program_accuracy(scratch, manifest, data.test, recipe.name, log)
+            if recipe is not None:
+                manifest["precision"]["calibration_images"] = calibration if recipe.needs_calibration else 0
+            _record_program_accuracy(scratch, manifest, data.test, recipe.name if recipe else "fp32", log)
             save_manifest(scratch / MANIFEST_NAME, manifest)
         write_policy_json(scratch)
         _replace_dir(scratch, out_dir)
@@ -263,6 +264,25 @@ def calibration_images(train: TensorDataset, count: int, *, seed: int = 0) -> Te
     return train.tensors[0][order]
 
 
+def _program_test_data(
+    state: dict[str, Any], data_root: str | None, recipe: Any, formats: list[str], log: Callable[[str], None]
+) -> Any:
+    """The data set whose test split the ExecuTorch program is scored on (accuracy of the artifact users ship).
+
+    A quantized program needs it (calibration too); a float one is scored when its data set is at hand, and
+    otherwise keeps the eager accuracy of eval.json, which parity ties to the program.
+    """
+    if "executorch" not in formats:
+        return None
+    if recipe is not None:
+        return checkpoint_data(state, data_root) if recipe.format == "executorch" else None
+    try:
+        return checkpoint_data(state, data_root)
+    except (FileNotFoundError, ValueError) as err:
+        log(f"fp32 top-1 from eager PyTorch (the data set to score the program on is not at hand: {err})")
+        return None
+
+
 def _record_program_accuracy(
     bundle: Path, manifest: dict[str, Any], test: TensorDataset, precision: str, log: Callable[[str], None]
 ) -> None:
@@ -273,8 +293,9 @@ def _record_program_accuracy(
     images, labels = test.tensors
     for subnet in tqdm(manifest["subnets"], desc=f"{precision} top-1 per sub-network", leave=False):
         top1 = float((program.predict(images, subnet["gates"]) == labels).float().mean())
+        eager = subnet["accuracy"]["fp32"]
         subnet["accuracy"][precision] = top1
-        log(f"  {subnet['gates']}  fp32 {subnet['accuracy']['fp32']:.4f}  {precision} {top1:.4f}")
+        log(f"  {subnet['gates']}  fp32 (eager) {eager:.4f}  {precision} (program) {top1:.4f}")
 
 
 def _check_out_dir(target: Path) -> None:
