@@ -65,9 +65,17 @@ def compare_training(base: TrainConfig, out: Path) -> CompareReport:
     return CompareReport(rows, seconds, markdown)
 
 
+def _norm_treatment(cfg: TrainConfig) -> str:
+    if not cfg.norm_images:
+        return "the momentum averages left by training"
+    contexts = ", entry norms per previous gate" if cfg.entry_contexts else ""
+    return f"exact averages over {cfg.norm_images} training images and the gate settings each run trains{contexts}"
+
+
 def _markdown(rows: list[dict], seconds: dict[str, float], cfg: TrainConfig) -> str:
     lines = [
-        f"{cfg.model} on {cfg.data}, {cfg.epochs} epochs each, seed {cfg.seed}. Top-1 on the test split.",
+        f"{cfg.model} on {cfg.data}, {cfg.epochs} epochs each, seed {cfg.seed}. Top-1 on the test split. "
+        f"Norm statistics, the same for every run: {_norm_treatment(cfg)}.",
         "",
         "| gates | sub-network | MFLOPs | ADN (one run) | static (own run) | random-skip (one run) | static train s |",
         "|---|---|---:|---:|---:|---:|---:|",

@@ -133,9 +133,13 @@ def _adn_step(cfg: TrainConfig, num_stages: int) -> StepFn:
     full, base = super_net(num_stages), base_net(num_stages)
     mixed = [g for g in all_gates(num_stages) if not (g.is_super_net or g.is_base_net)]
 
+    def forward(model: nn.Module, x: Tensor, gates: Gates, stages: list[Tensor]) -> Tensor:
+        # Only a model asked for feature distillation needs to report stage outputs (QAT chains segments).
+        return model(x, gates, stage_outputs=stages) if cfg.feature_kd else model(x, gates)
+
     def distil(model: nn.Module, x: Tensor, gates: Gates, z_super: Tensor, f_super: list[Tensor]) -> Tensor:
         stages: list[Tensor] = []
-        z = model(x, gates, stage_outputs=stages if cfg.feature_kd else None)
+        z = forward(model, x, gates, stages)
         loss = (1.0 - cfg.alpha) * adn_distillation_loss(z, z_super, cfg.temperature)
         if cfg.feature_kd:
             loss = loss + cfg.feature_kd * feature_distillation_loss(stages, f_super)
@@ -144,7 +148,7 @@ def _adn_step(cfg: TrainConfig, num_stages: int) -> StepFn:
 
     def step(model: nn.Module, x: Tensor, y: Tensor, rng: torch.Generator) -> dict[str, float]:
         f_super: list[Tensor] = []
-        z_super = model(x, full, stage_outputs=f_super if cfg.feature_kd else None)
+        z_super = forward(model, x, full, f_super)
         loss_super = cfg.alpha * F.cross_entropy(z_super, y)
         loss_super.backward()
         losses = {"loss_super": loss_super.item(), "loss_base": distil(model, x, base, z_super, f_super).item()}

@@ -275,3 +275,16 @@ def test_a_checkpoint_without_exact_statistics_converts_by_command(tmp_path, cap
     assert main(["recalibrate", str(old), "--out", str(new)]) == 2  # never overwrites
     assert "exists" in capsys.readouterr().err
     assert torch.equal(load_checkpoint(new)["model"]["conv1.weight"], load_checkpoint(old)["model"]["conv1.weight"])
+
+
+def test_static_program_of_a_mixed_sub_network_uses_its_contexts(tmp_path):
+    from executorch.runtime import Runtime
+
+    from ondevice.export.executorch import PARITY_ATOL, export_static_executorch
+
+    model = contextual_tiny_model()
+    export_static_executorch(model, "TFT", tmp_path / "static.pte")
+    x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(4))
+    got = Runtime.get().load_program(tmp_path / "static.pte").load_method("forward").execute([x])[0]
+    with torch.no_grad():
+        assert (got - model(x, "TFT")).abs().max() <= PARITY_ATOL

@@ -92,8 +92,10 @@ class _Static(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.model.forward_stem(x)
+        previous = None
         for index, skip in enumerate(self.gates):
-            x = self.model.forward_stage(index, x, skip)
+            x = self.model.run_stage(index, x, skip, previous)
+            previous = skip
         return self.model.forward_head(x)
 
 

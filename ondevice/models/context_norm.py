@@ -45,7 +45,7 @@ class ContextBatchNorm2d(nn.BatchNorm2d):
         """A copy of ``bn`` whose context statistics start as its averaged ones."""
         if not (bn.affine and bn.track_running_stats):
             raise ValueError("entry norms need affine BatchNorms that track running statistics")
-        new = cls(bn.num_features, eps=bn.eps, momentum=bn.momentum)
+        new = cls(bn.num_features, eps=bn.eps, momentum=bn.momentum).to(bn.running_mean.device)
         new.load_state_dict(bn.state_dict(), strict=False)
         for context in CONTEXTS:
             getattr(new, f"running_mean_{context}").copy_(bn.running_mean)
