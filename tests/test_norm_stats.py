@@ -120,6 +120,16 @@ def test_each_sub_network_uses_its_own_previous_gate_context():
         assert not torch.allclose(model.run_stage(1, h, False, False), model.run_stage(1, h, False, True))
 
 
+def _save(path, model):
+    state = {
+        "model_name": "resnet10_adn",
+        "model_kwargs": {"num_classes": 4, "in_chans": 1, "image_size": 8},
+        "model": model.state_dict(),
+        "train_config": {"method": "adn"},
+    }
+    return save_checkpoint(path, state)
+
+
 def test_contexts_survive_save_and_load_and_official_keys_are_unchanged(tmp_path):
     model, images = _model(), _images()
     official_keys = set(model.state_dict())
@@ -127,31 +137,13 @@ def test_contexts_survive_save_and_load_and_official_keys_are_unchanged(tmp_path
     added = set(model.state_dict()) - official_keys
     assert official_keys <= set(model.state_dict()) and added
     assert all((".running_" in k and "_after_" in k) or ".batches_after_" in k for k in added)
-    path = save_checkpoint(
-        tmp_path / "c.pt",
-        {
-            "model_name": "resnet10_adn",
-            "model_kwargs": {"num_classes": 4, "in_chans": 1, "image_size": 8},
-            "model": model.state_dict(),
-            "train_config": {"method": "adn"},
-        },
-    )
-    loaded, _ = load_model(path)
+    loaded, _ = load_model(_save(tmp_path / "c.pt", model))
     x = images[:3]
     with torch.no_grad():
         for gates in all_gates(2):
             torch.testing.assert_close(loaded(x, gates), model(x, gates), rtol=0, atol=0)
     plain = _model()  # a checkpoint of the previous format (no contexts) still loads, with plain norms
-    path = save_checkpoint(
-        tmp_path / "old.pt",
-        {
-            "model_name": "resnet10_adn",
-            "model_kwargs": {"num_classes": 4, "in_chans": 1, "image_size": 8},
-            "model": plain.state_dict(),
-            "train_config": {"method": "adn"},
-        },
-    )
-    old, _ = load_model(path)
+    old, _ = load_model(_save(tmp_path / "old.pt", plain))
     assert not has_entry_contexts(old)
 
 
