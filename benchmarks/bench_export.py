@@ -45,7 +45,8 @@ from ondevice.export.executorch import (
 from ondevice.models import AdnModel, Gates, all_gates, build_model
 from ondevice.models.context_norm import CONTEXTS, ContextBatchNorm2d
 from ondevice.models.cost import count_flops
-from ondevice.models.norm_stats import enable_entry_contexts
+from ondevice.models.norm_stats import enable_entry_contexts, has_entry_contexts
+from ondevice.models.segments import branch_key, segment_name
 from ondevice.runtime import set_threads
 
 
@@ -129,17 +130,16 @@ def main(argv: list[str] | None = None) -> dict:
     multi_prog = rt.load_program(tmp / "multimethod.pte")
     m_fwd = {str(g): multi_prog.load_method(method_name(g)) for g in settings}
     chain_prog = rt.load_program(tmp / "chained.pte")
-    c_fwd = {
-        f"stage{i}_{kind}": chain_prog.load_method(f"stage{i}_{kind}") for i in range(n) for kind in ("skip", "run")
-    }
+    c_fwd = {name: chain_prog.load_method(name) for name in chained["methods"]}
+    contextual = has_entry_contexts(model)
 
     image = torch.randn(model.input_spec.shape(1), generator=torch.Generator().manual_seed(0))
     gates_t = {str(g): gates_tensor(g, n) for g in settings}
 
     def chain(g: Gates) -> torch.Tensor:
         x = image
-        for i, s in enumerate(g):
-            x = c_fwd[f"stage{i}_{'skip' if s else 'run'}"].execute([x])[0]
+        for i in range(n):
+            x = c_fwd[segment_name(i, branch_key(g, i, contextual))].execute([x])[0]
         return x
 
     calls = {
