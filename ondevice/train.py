@@ -41,7 +41,19 @@ from .exits.training import EXIT_METHODS, EXIT_STEPS, build_exit_model, is_exit_
 from .models import AdnModel, Gates, all_gates, base_net, build_model, covering_gates, super_net
 from .models.norm_stats import has_entry_contexts, recalibrate_norms
 
-__all__ = ["METHODS", "StepFn", "TrainConfig", "accuracy", "adn_distillation_loss", "step_function", "train"]
+__all__ = [
+    "METHODS",
+    "StepFn",
+    "TrainConfig",
+    "accuracy",
+    "adn_distillation_loss",
+    "feature_distillation_loss",
+    "norm_settings",
+    "precise_norms",
+    "recalibrate_checkpoint",
+    "step_function",
+    "train",
+]
 
 METHODS = ("adn", "static", "random-skip", *EXIT_METHODS)
 CHECKPOINT_NAME = "checkpoint.pt"
