@@ -22,6 +22,15 @@ from .train import METHODS, TrainConfig
 __all__ = ["main"]
 
 
+def _add_entry_contexts_arg(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    p.add_argument(
+        "--entry-contexts",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.entry_contexts,
+        help="entry norms keep statistics per gate of the previous stage",
+    )
+
+
 def _add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     p.add_argument("--model", default=defaults.model, help="registry name (see `ondevice models`)")
     p.add_argument("--data", default=defaults.data, help="mnist (embedded), digits, imagefolder, cifar10")
@@ -38,12 +47,7 @@ def _add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
         default=defaults.norm_images,
         help="training images for exact norm statistics after training (0: keep the momentum averages)",
     )
-    p.add_argument(
-        "--entry-contexts",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.entry_contexts,
-        help="entry norms keep statistics per gate of the previous stage",
-    )
+    _add_entry_contexts_arg(p, defaults)
 
 
 def _config(args: argparse.Namespace, **overrides: object) -> TrainConfig:
@@ -95,12 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     recalibrate.add_argument("checkpoint")
     recalibrate.add_argument("--out", required=True, help="the new checkpoint (must not exist)")
     recalibrate.add_argument("--images", type=int, default=defaults.norm_images, help="training images to use")
-    recalibrate.add_argument(
-        "--entry-contexts",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.entry_contexts,
-        help="entry norms keep statistics per gate of the previous stage",
-    )
+    _add_entry_contexts_arg(recalibrate, defaults)
     recalibrate.add_argument("--data-root", default=None, help="override the data directory of the checkpoint")
 
     compare = verbs.add_parser("compare", help="ADN vs individually trained static nets vs random-skip, one run")

@@ -29,7 +29,16 @@ from tqdm import tqdm
 if TYPE_CHECKING:
     from .models.adn import InputSpec
 
-__all__ = ["DATASETS", "DEFAULT_DATASET", "IMAGE_SUFFIXES", "DataSpec", "DataSplits", "describe", "load_data"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DATASET",
+    "IMAGE_SUFFIXES",
+    "DataSpec",
+    "DataSplits",
+    "describe",
+    "load_data",
+    "sample_images",
+]
 
 DATASETS: tuple[str, ...] = ("mnist", "digits", "imagefolder", "cifar10")
 DEFAULT_DATASET = "mnist"
@@ -172,6 +181,12 @@ def load_data(
     if key == "mnist":
         return _load_mnist(image_size, rng, test_fraction, limit)
     return _load_digits(image_size, rng, test_fraction, limit)
+
+
+def sample_images(data: TensorDataset, count: int, *, seed: int = 0) -> Tensor:
+    """The images of ``count`` examples drawn without replacement (seeded; all of them if fewer)."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
+    return data.tensors[0][order]
 
 
 def describe(name: str) -> str:

@@ -12,13 +12,13 @@ import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .atomic import write_json_atomic
 from .checkpoint import checkpoint_data, load_model
+from .data import sample_images
 from .models import AdnModel, Gates, all_gates
 from .models.cost import count_flops, count_params_used
 from .models.norm_stats import recalibrate_norms, refinement_gaps
@@ -98,10 +98,7 @@ def evaluate_checkpoint(
         raise ValueError(f"diagnostic_images must be >= 0, got {diagnostic_images}")
     cfg = state["train_config"]
     data = checkpoint_data(state, data_root)
-    calibration = None
-    if diagnostic_images:
-        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
-        calibration = data.train.tensors[0][order[:diagnostic_images]]
+    calibration = sample_images(data.train, diagnostic_images) if diagnostic_images else None
     rows = evaluate(model, data.test, progress=progress, calibration=calibration)
     norm_stats = state.get("norm_stats", {"kind": "momentum", "note": "running averages left by training"})
     out_dir = Path(out_dir)

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DataSpec, DataSplits, load_data
+from .data import DataSpec, DataSplits, load_data, sample_images
 from .exits.heads import MultiExitNet
 from .exits.training import EXIT_METHODS, EXIT_STEPS, build_exit_model, is_exit_method
 from .models import AdnModel, Gates, all_gates, base_net, build_model, covering_gates, super_net
@@ -386,9 +386,9 @@ def precise_norms(model: AdnModel, cfg: TrainConfig, data: DataSplits, images: i
     count = min(cfg.norm_images if images is None else images, len(data.train))
     if count < 2:
         raise ValueError(f"exact norm statistics need at least 2 training images, got {count}")
-    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))
     settings = norm_settings(cfg, model.num_stages)
-    recalibrate_norms(model, data.train.tensors[0][order[:count]], settings, entry_contexts=cfg.entry_contexts)
+    images = sample_images(data.train, count, seed=cfg.seed)
+    recalibrate_norms(model, images, settings, entry_contexts=cfg.entry_contexts)
     return {
         "kind": "precise",
         "images": count,

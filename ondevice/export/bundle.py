@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from ..checkpoint import checkpoint_data, load_model
+from ..data import sample_images
 from ..models import AdnModel, Gates
 from ..models.cost import count_flops, count_params_used
 from ..policy.config import write_policy_json
@@ -260,8 +260,7 @@ def calibration_images(train: TensorDataset, count: int, *, seed: int = 0) -> Te
     """``count`` training images drawn without replacement (seeded), for post-training quantization."""
     if count < 1:
         raise ValueError(f"--calibration must be >= 1 image, got {count}")
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
-    return train.tensors[0][order]
+    return sample_images(train, count, seed=seed)
 
 
 def _program_test_data(

@@ -91,12 +91,7 @@ class _Static(nn.Module):
         self.gates = gates
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.model.forward_stem(x)
-        previous = None
-        for index, skip in enumerate(self.gates):
-            x = self.model.run_stage(index, x, skip, previous)
-            previous = skip
-        return self.model.forward_head(x)
+        return self.model(x, self.gates)
 
 
 class _NormThenAffine(nn.Module):
