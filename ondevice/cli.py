@@ -13,8 +13,8 @@ from pathlib import Path
 
 from quant.cli import QUANT_VERBS, add_quant_parsers, run_quant
 
+from .bundle import add_export_parser, run_export
 from .exits.cli import add_exits_parser, run_exits
-from .export.bundle import add_export_parser, run_export
 from .policy.cli import add_policy_parser, run_policy
 from .profile import add_profile_parser, run_profile
 from .train import METHODS, TrainConfig

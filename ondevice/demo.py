@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .bundle import export_bundle
+from .contract.manifest import load_manifest
 from .evaluate import evaluate_checkpoint, format_table
-from .export.bundle import export_bundle
-from .export.manifest import load_manifest
 from .policy.simulate import SimConfig, format_report, simulate_bundle
 from .profile import format_latency_table, profile_bundle
 from .train import TrainConfig, train

@@ -34,8 +34,8 @@ from typing import Any
 import jsonschema
 import torch
 
+from .contract.manifest import MANIFEST_NAME, ManifestError, load_manifest, save_manifest
 from .export.executorch import gates_tensor
-from .export.manifest import MANIFEST_NAME, ManifestError, load_manifest, save_manifest
 from .models import Gates
 from .runtime import GatedProgram, load_bundle, thread_count
 
@@ -248,7 +248,7 @@ def plot_latency(manifest: dict[str, Any], path: str | Path) -> Path:
 @cache
 def latency_schema() -> dict[str, Any]:
     """JSON Schema of the latency file the demo apps write (shipped in the package)."""
-    return json.loads(resources.files("ondevice.export").joinpath("latency.schema.json").read_text())
+    return json.loads(resources.files("ondevice.contract").joinpath("latency.schema.json").read_text())
 
 
 def merge_latency(bundle: str | Path, latency_json: str | Path) -> dict[str, Any]:

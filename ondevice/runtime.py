@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .contract.manifest import MANIFEST_NAME, load_manifest
 from .export.executorch import GATES_DTYPE
-from .export.manifest import MANIFEST_NAME, load_manifest
 from .models import Gates, GatesLike
 
 __all__ = ["BundleError", "GatedProgram", "load_bundle", "set_threads"]

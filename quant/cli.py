@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ondevice.export.bundle import DEFAULT_CALIBRATION
+from ondevice.bundle import DEFAULT_CALIBRATION
 
 from .recipes import NOT_OFFERED, RECIPES
 

@@ -18,9 +18,9 @@ import torch
 from tqdm import tqdm
 
 from ondevice.atomic import write_json_atomic
+from ondevice.bundle import DEFAULT_CALIBRATION, export_bundle
 from ondevice.checkpoint import checkpoint_data, load_model
-from ondevice.export.bundle import DEFAULT_CALIBRATION, export_bundle
-from ondevice.export.manifest import load_manifest
+from ondevice.contract.manifest import load_manifest
 from ondevice.runtime import load_bundle, set_threads
 
 from .recipes import get_recipe

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ondevice.export.manifest import new_manifest
+from ondevice.contract.manifest import new_manifest
 
 
 def make_manifest(

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from ondevice.export.manifest import new_manifest, save_manifest
+from ondevice.contract.manifest import new_manifest, save_manifest
 from ondevice.policy import DeviceState, Policy, PolicyConfig, PolicySession, write_policy_json
 from ondevice.policy.config import BatteryTier
 from ondevice.policy.example import EXAMPLE_DEVICE, example_manifest, write_example_bundle

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 from policy_helpers import TOY_ROWS, make_manifest
 
-from ondevice.export.manifest import validate_manifest
+from ondevice.contract.manifest import validate_manifest
 from ondevice.policy import (
     POLICY_VERSION,
     DeviceState,

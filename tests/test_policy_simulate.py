@@ -6,7 +6,7 @@ import pytest
 from policy_helpers import TOY_ROWS, make_manifest
 
 from ondevice.cli import main
-from ondevice.export.manifest import save_manifest
+from ondevice.contract.manifest import save_manifest
 from ondevice.policy import PolicyConfig, write_policy_json
 from ondevice.policy.example import example_manifest, write_example_bundle
 from ondevice.policy.simulate import STRATEGIES, SimConfig, format_report, run_strategies, simulate_bundle

@@ -6,9 +6,9 @@ import pytest
 from test_export_executorch import tiny_model
 from test_runtime import write_run
 
+from ondevice.bundle import export_bundle
 from ondevice.cli import main
-from ondevice.export.bundle import export_bundle
-from ondevice.export.manifest import ManifestError, load_manifest
+from ondevice.contract.manifest import ManifestError, load_manifest
 from ondevice.models import all_gates
 from ondevice.profile import (
     device_name,

@@ -8,11 +8,11 @@ import pytest
 import torch
 from test_export_executorch import tiny_model
 
+from ondevice.bundle import export_bundle
 from ondevice.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ondevice.cli import main
-from ondevice.export.bundle import export_bundle
+from ondevice.contract.manifest import load_manifest
 from ondevice.export.executorch import _load_program, export_executorch, gates_tensor
-from ondevice.export.manifest import load_manifest
 from ondevice.models import all_gates, model_segments, super_net
 from ondevice.runtime import load_bundle
 from ondevice.train import TrainConfig, train

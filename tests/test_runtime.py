@@ -7,9 +7,7 @@ import pytest
 import torch
 from test_export_executorch import tiny_model
 
-from ondevice.checkpoint import checkpoint_data, load_checkpoint, save_checkpoint
-from ondevice.cli import main
-from ondevice.export.bundle import (
+from ondevice.bundle import (
     FORMATS,
     MissingExtraError,
     _accuracy_rows,
@@ -18,7 +16,9 @@ from ondevice.export.bundle import (
     find_eval_json,
     resolve_formats,
 )
-from ondevice.export.manifest import ManifestError, load_manifest
+from ondevice.checkpoint import checkpoint_data, load_checkpoint, save_checkpoint
+from ondevice.cli import main
+from ondevice.contract.manifest import ManifestError, load_manifest
 from ondevice.models import Gates, all_gates
 from ondevice.policy.config import PolicyConfig, load_policy_config
 from ondevice.runtime import BundleError, GatedProgram, load_bundle, set_threads, thread_count

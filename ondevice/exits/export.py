@@ -248,8 +248,8 @@ def export_exits_bundle(
     share of the test split, as ``ondevice exits eval`` does. Returns the ``exits`` section.
     """
     from ..checkpoint import checkpoint_data, load_model
+    from ..contract.manifest import MANIFEST_NAME, load_manifest, new_manifest, save_manifest
     from ..evaluate import evaluate
-    from ..export.manifest import MANIFEST_NAME, load_manifest, new_manifest, save_manifest
     from .evaluate import split_holdout
     from .training import is_exit_method
 
@@ -308,8 +308,8 @@ def measure_piece_latency(bundle: str | Path, *, threads: int = 1, runs: int = 5
     method includes its ISC link, so with ISC ``exits_chained`` is set and ``isc`` is 0. The result is a
     ``PieceCosts`` in ms: ``evaluate.chain_costs`` sums it along a chain.
     """
+    from ..contract.manifest import load_manifest
     from ..export.executorch import _load_program
-    from ..export.manifest import load_manifest
     from ..profile import interleaved_latency
     from ..runtime import set_threads
 

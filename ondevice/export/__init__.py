@@ -1,32 +1,5 @@
-"""Export: the manifest contract, the ExecuTorch program with switchable gates, and the bundle.
+"""Export writers: the ExecuTorch program with switchable gates, Core ML functions and LiteRT signatures.
 
-Core ML (``ondevice.export.coreml``) and LiteRT (``ondevice.export.litert``) are imported on first use:
-their dependencies are heavy or optional.
+Each writer is imported on first use (``ondevice.export.executorch``, ``.coreml``, ``.litert``): their
+dependencies are heavy or optional. The bundle they are assembled into is ``ondevice.bundle``.
 """
-
-from .manifest import MANIFEST_NAME, MANIFEST_VERSION, ManifestError, load_manifest, new_manifest, save_manifest
-
-__all__ = [
-    "MANIFEST_NAME",
-    "MANIFEST_VERSION",
-    "ManifestError",
-    "export_bundle",
-    "export_executorch",
-    "export_static_executorch",
-    "load_manifest",
-    "new_manifest",
-    "save_manifest",
-]
-
-
-def __getattr__(name: str) -> object:
-    # executorch is imported lazily: `import ondevice.export` stays cheap for the manifest alone.
-    if name in ("export_executorch", "export_static_executorch"):
-        from . import executorch
-
-        return getattr(executorch, name)
-    if name == "export_bundle":
-        from .bundle import export_bundle
-
-        return export_bundle
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -152,7 +152,7 @@ def run_policy(args: argparse.Namespace) -> int:
             manifest, device = example_manifest(), args.device or EXAMPLE_DEVICE
             config = _config(None, args.policy)
         else:
-            from ..export.manifest import load_manifest
+            from ..contract.manifest import load_manifest
 
             manifest, device = load_manifest(args.bundle), args.device
             config = _config(args.bundle, args.policy)

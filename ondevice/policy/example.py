@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..export.manifest import new_manifest, save_manifest
+from ..contract.manifest import new_manifest, save_manifest
 from .config import PolicyConfig, write_policy_json
 
 __all__ = ["EXAMPLE_DEVICE", "example_manifest", "write_example_bundle"]

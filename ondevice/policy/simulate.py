@@ -465,7 +465,7 @@ def simulate_bundle(
     config: PolicyConfig | None = None,
 ) -> dict[str, Any]:
     """Simulate a bundle (its manifest and policy.json); write ``simulation.json`` and ``simulation.png`` to ``out``."""
-    from ..export.manifest import load_manifest
+    from ..contract.manifest import load_manifest
     from .config import POLICY_NAME, load_policy_config
 
     bundle = Path(bundle)

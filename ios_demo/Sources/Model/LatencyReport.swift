@@ -42,7 +42,7 @@ public struct LatencyStats: Codable, Equatable, Sendable {
 }
 
 /// The latency file the benchmark writes and `ondevice profile BUNDLE --merge FILE` reads
-/// (`ondevice/export/latency.schema.json`: format "ondevice-latency", version 1). Its `device` becomes the latency
+/// (`ondevice/contract/latency.schema.json`: format "ondevice-latency", version 1). Its `device` becomes the latency
 /// table's name in the manifest, and the policy looks its table up under the same name on this phone.
 public struct LatencyReport: Encodable, Sendable {
     public static let fileName = "latency.json"

@@ -167,7 +167,7 @@ class Policy:
     @classmethod
     def from_bundle(cls, bundle: str | Path, device: str | None = None, config: PolicyConfig | None = None) -> Policy:
         """Read ``manifest.json`` and, unless ``config`` is given, ``policy.json`` (the defaults if there is none)."""
-        from ...export.manifest import load_manifest
+        from ...contract.manifest import load_manifest
 
         bundle = Path(bundle)
         manifest = load_manifest(bundle)

@@ -119,7 +119,7 @@ def _accuracy_key(manifest: Mapping[str, Any], subnets: list[Mapping[str, Any]],
 
 
 def build_table(manifest: Mapping[str, Any], config: PolicyConfig, device: str | None = None) -> SubnetTable:
-    """Rules 1-4 on a validated manifest (``ondevice.export.manifest.load_manifest``)."""
+    """Rules 1-4 on a validated manifest (``ondevice.contract.manifest.load_manifest``)."""
     num_stages = manifest["gates"]["num_stages"]
     latency, source = select_latency(manifest, device, config)
     listed = [s for s in manifest["subnets"] if s["gates"] in latency]

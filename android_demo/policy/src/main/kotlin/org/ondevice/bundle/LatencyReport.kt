@@ -32,7 +32,7 @@ data class LatencyStats(val medianMs: Double, val p90Ms: Double, val minMs: Doub
 
 /**
  * The latency file the app's benchmark writes and `ondevice profile BUNDLE --merge FILE` reads
- * (`ondevice/export/latency.schema.json`, format "ondevice-latency", version 1). Its [device] becomes the latency
+ * (`ondevice/contract/latency.schema.json`, format "ondevice-latency", version 1). Its [device] becomes the latency
  * table's name in the manifest; the policy then finds it under the same name on this phone.
  */
 data class LatencyReport(

@@ -22,12 +22,12 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
-from ..checkpoint import checkpoint_data, load_model
-from ..data import sample_images
-from ..models import AdnModel, Gates
-from ..models.cost import count_flops, count_params_used
-from ..policy.config import write_policy_json
-from .manifest import MANIFEST_NAME, new_manifest, save_manifest
+from .checkpoint import checkpoint_data, load_model
+from .contract.manifest import MANIFEST_NAME, new_manifest, save_manifest
+from .data import sample_images
+from .models import AdnModel, Gates
+from .models.cost import count_flops, count_params_used
+from .policy.config import write_policy_json
 
 __all__ = [
     "FORMATS",
@@ -123,7 +123,7 @@ def _accuracy_rows(
         for row in rows:
             Gates.parse(row["gates"], model.num_stages)
         return rows, str(path)
-    from ..evaluate import evaluate
+    from .evaluate import evaluate
 
     cfg = state["train_config"]
     data = checkpoint_data(state, data_root)
@@ -286,7 +286,7 @@ def _record_program_accuracy(
     bundle: Path, manifest: dict[str, Any], test: TensorDataset, precision: str, log: Callable[[str], None]
 ) -> None:
     """Top-1 of every sub-network of the bundle's program on ``test``, stored as ``accuracy[precision]``."""
-    from ..runtime import load_bundle
+    from .runtime import load_bundle
 
     program = load_bundle(bundle)
     images, labels = test.tensors
@@ -353,7 +353,7 @@ def add_export_parser(verbs: Any) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Run ``ondevice export``; a missing extra or a failed check is an error message, not a traceback."""
-    from .executorch import ExportError
+    from .export.executorch import ExportError
 
     try:
         manifest = export_bundle(
