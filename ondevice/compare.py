@@ -13,10 +13,11 @@ from pathlib import Path
 from .atomic import write_json_atomic
 from .checkpoint import load_model
 from .data import DataSplits, load_data
+from .metrics import accuracy
 from .models import AdnModel, all_gates
 from .models.cost import count_flops
 from .plots import plot_compare
-from .train import TrainConfig, accuracy, train
+from .train import TrainConfig, train
 
 __all__ = ["CompareReport", "compare_training"]
 

@@ -19,12 +19,12 @@ from tqdm import tqdm
 from .atomic import write_json_atomic
 from .checkpoint import checkpoint_data, load_model
 from .data import sample_images
+from .metrics import accuracy
 from .models import AdnModel, Gates, all_gates
 from .models.cost import count_flops, count_params_used
 from .models.norm_stats import recalibrate_norms, refinement_gaps
 from .pareto import pareto_front
 from .plots import plot_pareto
-from .train import accuracy
 
 __all__ = ["SubnetResult", "evaluate", "evaluate_checkpoint", "format_table", "full_front_shortfall"]
 

@@ -31,13 +31,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DataSpec, DataSplits, load_data, sample_images
 from .exits.heads import MultiExitNet
 from .exits.training import EXIT_METHODS, EXIT_STEPS, build_exit_model, is_exit_method
+from .metrics import accuracy
 from .models import AdnModel, Gates, all_gates, base_net, build_model, covering_gates, super_net
 from .models.norm_stats import has_entry_contexts, recalibrate_norms
 
@@ -45,7 +46,6 @@ __all__ = [
     "METHODS",
     "StepFn",
     "TrainConfig",
-    "accuracy",
     "adn_distillation_loss",
     "feature_distillation_loss",
     "norm_settings",
@@ -203,18 +203,6 @@ def step_function(cfg: TrainConfig, num_stages: int) -> StepFn:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: TensorDataset, gates: Gates | None, batch_size: int = 256) -> float:
-    """Top-1 accuracy (0..1) of one sub-network on a data set (gates None: a model without gates)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    for x, y in DataLoader(data, batch_size=batch_size):
-        correct += (model(x.to(device), gates).argmax(1) == y.to(device)).sum().item()
-    model.train(was_training)
-    return correct / len(data)
-
-
 @dataclass
 class _Distributed:
     rank: int = 0

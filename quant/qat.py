@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ondevice.checkpoint import checkpoint_data, load_checkpoint, load_model, save_checkpoint
+from ondevice.metrics import accuracy
 from ondevice.models import base_net, model_segments, super_net
-from ondevice.train import TrainConfig, accuracy, step_function
+from ondevice.train import TrainConfig, step_function
 
 from .pt2e import export_for_quantization, xnnpack_quantizer
 

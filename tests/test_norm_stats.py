@@ -9,6 +9,7 @@ from torch import nn
 
 from ondevice.checkpoint import checkpoint_data, load_checkpoint, load_model, save_checkpoint
 from ondevice.evaluate import evaluate, full_front_shortfall
+from ondevice.metrics import accuracy
 from ondevice.models import all_gates, build_model, model_segments
 from ondevice.models.context_norm import ContextBatchNorm2d
 from ondevice.models.norm_stats import (
@@ -17,7 +18,7 @@ from ondevice.models.norm_stats import (
     recalibrate_norms,
     refinement_gaps,
 )
-from ondevice.train import TrainConfig, accuracy, train
+from ondevice.train import TrainConfig, train
 
 
 def _model(name="resnet10_adn", **kw):

@@ -19,10 +19,10 @@ from ondevice.bundle import (
 from ondevice.checkpoint import checkpoint_data, load_checkpoint, save_checkpoint
 from ondevice.cli import main
 from ondevice.contract.manifest import ManifestError, load_manifest
+from ondevice.metrics import accuracy
 from ondevice.models import Gates, all_gates
 from ondevice.policy.config import PolicyConfig, load_policy_config
 from ondevice.runtime import BundleError, GatedProgram, load_bundle, set_threads, thread_count
-from ondevice.train import accuracy
 
 DATA_SPEC = {
     "name": "digits",
