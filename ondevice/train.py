@@ -202,7 +202,6 @@ def step_function(cfg: TrainConfig, num_stages: int) -> StepFn:
     return _STEPS[cfg.method](cfg, num_stages)
 
 
-@torch.no_grad()
 @dataclass
 class _Distributed:
     rank: int = 0
