@@ -32,17 +32,12 @@ import time
 from pathlib import Path
 
 import torch
+from layouts import export_chained_executorch, export_multimethod_executorch
 from torch import nn
 
-from ondevice.export.executorch import (
-    export_chained_executorch,
-    export_executorch,
-    export_multimethod_executorch,
-    export_static_executorch,
-    gates_tensor,
-    method_name,
-)
-from ondevice.models import AdnModel, Gates, all_gates, build_model
+from ondevice.export.common import subnet_name
+from ondevice.export.executorch import export_executorch, export_static_executorch
+from ondevice.models import AdnModel, Gates, all_gates, build_model, gates_tensor
 from ondevice.models.context_norm import CONTEXTS, ContextBatchNorm2d
 from ondevice.models.cost import count_flops
 from ondevice.models.norm_stats import enable_entry_contexts, has_entry_contexts
@@ -128,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     share_fwd = {name: rt.load_program(tmp / f"{name}.pte").load_method("forward") for name in shares}
     s_fwd = {k: rt.load_program(tmp / f"static_{k}.pte").load_method("forward") for k in statics}
     multi_prog = rt.load_program(tmp / "multimethod.pte")
-    m_fwd = {str(g): multi_prog.load_method(method_name(g)) for g in settings}
+    m_fwd = {str(g): multi_prog.load_method(subnet_name(g)) for g in settings}
     chain_prog = rt.load_program(tmp / "chained.pte")
     c_fwd = {name: chain_prog.load_method(name) for name in chained["methods"]}
     contextual = has_entry_contexts(model)

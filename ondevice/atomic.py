@@ -1,16 +1,17 @@
-"""Atomic writes: write to a temp file beside the target, then rename, so a killed process loses nothing."""
+"""Atomic writes: build a temp file or directory beside the target, then rename, so a killed process loses nothing."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_json_atomic"]
+__all__ = ["atomic_dir", "atomic_path", "write_json_atomic"]
 
 
 @contextmanager
@@ -25,6 +26,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a scratch directory beside ``path``; build the output at ``scratch / path.name``.
+
+    On success that output replaces ``path`` (a file or a directory) by renames, so a killed export leaves the
+    previous one whole; on error the scratch directory is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield scratch
+        built = scratch / path.name
+        if not built.exists():
+            raise FileNotFoundError(f"export wrote nothing at {built}")
+        if path.is_dir() and not path.is_symlink():
+            old = scratch / ".previous"
+            os.replace(path, old)  # a directory cannot be replaced by rename while it has files
+        os.replace(built, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> Path:

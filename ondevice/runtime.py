@@ -20,8 +20,7 @@ import torch
 from torch import Tensor
 
 from .contract.manifest import MANIFEST_NAME, load_manifest
-from .export.executorch import GATES_DTYPE
-from .models import Gates, GatesLike
+from .models import GATES_DTYPE, Gates, GatesLike, gates_tensor
 
 __all__ = ["BundleError", "GatedProgram", "load_bundle", "set_threads"]
 
@@ -120,12 +119,11 @@ class GatedProgram:
     def run(self, image: Tensor | np.ndarray, gates: GatesLike = None) -> Tensor:
         """Logits [1, num_classes] of the sub-network ``gates`` for one normalized image [1, C, H, W] or [C, H, W]."""
         x = self._image(image)
-        g = torch.tensor([int(s) for s in self.gates(gates)], dtype=GATES_DTYPE)
-        return self._method.execute([x, g])[0]
+        return self._method.execute([x, gates_tensor(self.gates(gates), self.num_stages)])[0]
 
     def predict(self, images: Tensor, gates: GatesLike = None) -> Tensor:
         """Class ids [N] of the sub-network ``gates`` for normalized images [N, C, H, W], one program call each."""
-        g = torch.tensor([int(s) for s in self.gates(gates)], dtype=GATES_DTYPE)
+        g = gates_tensor(self.gates(gates), self.num_stages)
         return torch.stack([self._method.execute([self._image(x), g])[0][0].argmax() for x in images])
 
     def _image(self, image: Tensor | np.ndarray) -> Tensor:

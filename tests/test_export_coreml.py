@@ -7,7 +7,7 @@ from tiny_models import contextual_tiny_model
 from torch import nn
 
 from ondevice.export import coreml
-from ondevice.export._subnets import MAX_DEFAULT_SUBNETS, dir_size, select_gates
+from ondevice.export.common import MAX_DEFAULT_SUBNETS, dir_size, select_gates
 from ondevice.export.coreml import compress_coreml, export_coreml, inspect_coreml
 from ondevice.models import all_gates
 

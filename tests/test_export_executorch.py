@@ -4,17 +4,15 @@ import pytest
 import torch
 from torch import nn
 
+from ondevice.export.common import PARITY_ATOL, ExportError
 from ondevice.export.executorch import (
-    PARITY_ATOL,
-    ExportError,
     _check_delegated,
     export_executorch,
     export_static_executorch,
-    gates_tensor,
     program_ops,
     share_skip_norms,
 )
-from ondevice.models import Gates, all_gates, build_model, covering_gates
+from ondevice.models import Gates, all_gates, build_model, covering_gates, gates_tensor
 
 GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
 
@@ -68,7 +66,7 @@ def test_every_heavy_op_is_delegated_in_the_written_file(exported):
 
 
 def test_a_convolution_on_the_portable_kernels_fails_the_check():
-    """The naive design (plain torch.cond, DESIGN.md): XNNPACK does not enter the branches."""
+    """The naive design (plain torch.cond): XNNPACK does not enter the branches."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
@@ -172,10 +170,3 @@ def test_covering_gates_cover_every_branch_for_deep_models():
     assert len(deep) == 18 and Gates((False,) * 8) in deep and Gates((True,) * 8) in deep
     for i in range(8):  # each stage is skipped in one setting and run in another
         assert any(g[i] for g in deep) and any(not g[i] for g in deep)
-
-
-def test_gates_tensor_is_int32_one_per_stage():
-    t = gates_tensor("TFT", 3)
-    assert t.dtype == torch.int32 and t.tolist() == [1, 0, 1]
-    with pytest.raises(ValueError, match="3 stages"):
-        gates_tensor("TF", 3)

@@ -4,18 +4,16 @@ import pytest
 import torch
 from torch import nn
 
+from ondevice.export.common import PARITY_ATOL, ExportError
 from ondevice.export.executorch import (
-    PARITY_ATOL,
     XNNPACK_DECOMPOSITIONS,
-    ExportError,
     _layer_norm_for_xnnpack,
     _load_program,
     export_executorch,
-    gates_tensor,
 )
-from ondevice.models import all_gates
+from ondevice.models import all_gates, gates_tensor
 from ondevice.models.vit_adn import AdnVisionTransformer
-from quant import get_recipe, segment_quantizer
+from ondevice.quant import get_recipe, segment_quantizer
 
 GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ondevice.models import Gates, all_gates, base_net, super_net
+from ondevice.models import Gates, all_gates, base_net, gates_tensor, super_net
 
 
 def test_parse_and_print_round_trip():
@@ -15,6 +15,13 @@ def test_parse_and_print_round_trip():
 def test_super_and_base_names():
     assert super_net(3).name == "super-net" and str(super_net(3)) == "FFF"
     assert base_net(3).name == "base-net" and str(base_net(3)) == "TTT"
+
+
+def test_gates_tensor_is_int32_one_per_stage():
+    t = gates_tensor("TFT", 3)
+    assert t.dtype == torch.int32 and t.tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="3 stages"):
+        gates_tensor("TF", 3)
 
 
 def test_all_gates_order_and_count():

@@ -237,7 +237,9 @@ def test_training_ends_with_exact_statistics_and_diagnostics_report_each_sub_net
 def test_gated_executorch_program_follows_the_previous_gate(tmp_path):
     from executorch.runtime import Runtime
 
-    from ondevice.export.executorch import PARITY_ATOL, export_executorch, gates_tensor
+    from ondevice.export.common import PARITY_ATOL
+    from ondevice.export.executorch import export_executorch
+    from ondevice.models import gates_tensor
 
     model = contextual_tiny_model()
     entry = export_executorch(model, tmp_path / "model.pte")
@@ -273,7 +275,8 @@ def test_a_checkpoint_without_exact_statistics_converts_by_command(tmp_path, cap
 def test_static_program_of_a_mixed_sub_network_uses_its_contexts(tmp_path):
     from executorch.runtime import Runtime
 
-    from ondevice.export.executorch import PARITY_ATOL, export_static_executorch
+    from ondevice.export.common import PARITY_ATOL
+    from ondevice.export.executorch import export_static_executorch
 
     model = contextual_tiny_model()
     export_static_executorch(model, "TFT", tmp_path / "static.pte")

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_dir
 from ..models import AdnModel, Gates, GatesLike
-from ._subnets import INPUT_NAME, OUTPUT_NAME, FixedGates, atomic_dir, dir_size, eval_mode, select_gates, subnet_name
+from ..models.modes import eval_mode
+from .common import INPUT_NAME, OUTPUT_NAME, FixedGates, dir_size, select_gates, subnet_name
 
 __all__ = [
     "COMPRESSION_MODES",

@@ -20,9 +20,9 @@ per-channel affine" (a depthwise 1x1 conv), so the conv folds with the main norm
 is stored once (~1.03x), at the price of that affine in skipped stages; ``"run"`` puts the affine in
 the run branches. docs/export.md has the measured trade-off.
 
-``gates`` is an int32 tensor of shape [S], 1 = skip (the Gates convention): the ExecuTorch Android
-``Tensor`` has no bool dtype (``Tensor.fromBlob(IntArray, shape)`` is int32), and iOS's
-``Tensor<Int32>`` exists too, so int32 is the one dtype both apps create without conversion.
+``gates`` is an int32 tensor of shape [S], 1 = skip (the Gates convention), as
+:func:`ondevice.models.gates_tensor` builds it: int32 is the one dtype both apps' ExecuTorch tensors
+take without conversion.
 """
 
 from __future__ import annotations
@@ -37,30 +37,23 @@ import torch
 from torch import Tensor, nn
 
 from ..atomic import atomic_path
-from ..models import AdnModel, Gates, GatesLike, Segments, all_gates, covering_gates, model_segments
+from ..models import AdnModel, Gates, GatesLike, Segments, covering_gates, gates_tensor, model_segments
 from ..models.context_norm import ContextBatchNorm2d
-from ..models.segments import BranchKey, branch_key, segment_name
+from ..models.modes import eval_mode
+from ..models.segments import BranchKey, segment_name
+from .common import PARITY_ATOL, ExportError, FixedGates, parity_inputs
 
 __all__ = [
-    "GATES_DTYPE",
-    "PARITY_ATOL",
     "XNNPACK_DECOMPOSITIONS",
-    "ExportError",
     "QuantizeSegments",
-    "export_chained_executorch",
     "export_executorch",
-    "export_multimethod_executorch",
     "export_static_executorch",
-    "gates_tensor",
-    "method_name",
     "program_ops",
     "share_skip_norms",
 ]
 
-GATES_DTYPE = torch.int32
-PARITY_ATOL = 1e-4
-# Operators that must never run outside a delegate: a convolution or matmul on the portable kernels
-# costs ~300x (DESIGN.md). Matched against ExecuTorch operator names such as "aten::convolution".
+# Operators that must never run outside a delegate: a convolution or matmul left to ExecuTorch's portable
+# kernels runs ~300x slower than on XNNPACK. Matched against ExecuTorch operator names such as "aten::convolution".
 HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scaled_dot_product", "pool")
 # Ratio |scale_skip / scale_main| above which a *_skip norm keeps its own folded conv (precision).
 _MAX_NORM_RATIO = 64.0
@@ -69,29 +62,8 @@ _MAX_NORM_RATIO = 64.0
 QuantizeSegments = Callable[[Segments], Segments]
 
 
-class ExportError(RuntimeError):
-    """An export that would produce a wrong or slow program: parity failure or a heavy op not delegated."""
-
-
-def gates_tensor(gates: GatesLike, num_stages: int) -> Tensor:
-    """The program's ``gates`` input: int32 [S], 1 = skip."""
-    return torch.tensor([int(s) for s in Gates.coerce(gates, num_stages)], dtype=GATES_DTYPE)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Segments: the pieces that are lowered to XNNPACK one by one.
-
-
-class _Static(nn.Module):
-    """One sub-network as a plain ``forward(image)``."""
-
-    def __init__(self, model: AdnModel, gates: Gates) -> None:
-        super().__init__()
-        self.model = model
-        self.gates = gates
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x, self.gates)
 
 
 class _NormThenAffine(nn.Module):
@@ -356,11 +328,6 @@ def _check_delegated(program: Any, what: str) -> dict[str, Any]:
     return info
 
 
-def _parity_inputs(model: AdnModel, count: int = 2) -> list[Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    return [torch.randn(model.input_spec.shape(1), generator=generator) for _ in range(count)]
-
-
 def _load_program(buffer: bytes) -> Any:
     """The program in ``buffer`` loaded by the ExecuTorch runtime (methods are loaded on demand)."""
     from executorch.runtime import Runtime
@@ -428,9 +395,7 @@ def export_executorch(
     """
     from executorch.exir import to_edge
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         n = model.num_stages
         mode = _share_mode(share_weights)
         segments, norms_shared = _segments(model, mode)
@@ -451,15 +416,13 @@ def export_executorch(
         forward = _load_program(program.buffer).load_method("forward")
         worst = _check_parity(
             covering_gates(n),
-            _parity_inputs(model),
+            parity_inputs(model),
             model if quantize is None else segments,
             lambda x, g: forward.execute([x, gates_tensor(g, n)])[0],
             atol,
             rtol,
         )
         _write(path, program.buffer)
-    finally:
-        model.train(was_training)
     return {
         "file": Path(path).name,
         "method": "forward",
@@ -483,22 +446,18 @@ def export_static_executorch(
     atol: float = PARITY_ATOL,
 ) -> dict[str, Any]:
     """One sub-network alone as ``forward(image)`` (no cond, one delegate): the baseline for gate overhead."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         g = Gates.coerce(gates, model.num_stages)
         example = model.example_input()
-        module = _Static(model, g).eval()
+        module = FixedGates(model, g).eval()
         exported = torch.export.export(module, (example,), strict=True)
         program = _lower_to_edge({"forward": exported}).to_executorch()
         ops = _check_delegated(program, f"static program {g}")
         forward = _load_program(program.buffer).load_method("forward")
         worst = _check_parity(
-            [g], _parity_inputs(model), lambda x, _: module(x), lambda x, _: forward.execute([x])[0], atol
+            [g], parity_inputs(model), lambda x, _: module(x), lambda x, _: forward.execute([x])[0], atol
         )
         _write(path, program.buffer)
-    finally:
-        model.train(was_training)
     return {
         "file": Path(path).name,
         "method": "forward",
@@ -507,73 +466,5 @@ def export_static_executorch(
         "backend": "xnnpack",
         "size_bytes": len(program.buffer),
         "non_delegated_ops": ops["non_delegated_ops"],
-        "parity_max_abs_diff": worst,
-    }
-
-
-def method_name(gates: Gates) -> str:
-    """Method of a multi-method program that runs one sub-network, e.g. ``subnet_FFT``."""
-    return f"subnet_{gates}"
-
-
-def export_multimethod_executorch(model: AdnModel, path: str | Path, *, atol: float = PARITY_ATOL) -> dict[str, Any]:
-    """Alternative layout (for comparison): one method ``subnet_<gates>`` per sub-network in one .pte."""
-    was_training = model.training
-    model.eval()
-    try:
-        example = model.example_input()
-        settings = all_gates(model.num_stages)
-        programs = {
-            method_name(g): torch.export.export(_Static(model, g).eval(), (example,), strict=True) for g in settings
-        }
-        program = _lower_to_edge(programs).to_executorch()
-        _check_delegated(program, "multi-method program")
-        loaded = _load_program(program.buffer)
-
-        def run_method(x: Tensor, gates: Gates) -> Tensor:
-            return loaded.load_method(method_name(gates)).execute([x])[0]
-
-        worst = _check_parity(settings, _parity_inputs(model), model, run_method, atol)
-        _write(path, program.buffer)
-    finally:
-        model.train(was_training)
-    return {
-        "file": Path(path).name,
-        "methods": {str(g): method_name(g) for g in settings},
-        "size_bytes": len(program.buffer),
-        "parity_max_abs_diff": worst,
-    }
-
-
-def export_chained_executorch(
-    model: AdnModel, path: str | Path, *, share_weights: bool | str = False, atol: float = PARITY_ATOL
-) -> dict[str, Any]:
-    """Alternative layout (for comparison): methods ``stage<i>_skip``/``stage<i>_run`` that the host chains."""
-    was_training = model.training
-    model.eval()
-    try:
-        n = model.num_stages
-        segments, _ = _segments(model, _share_mode(share_weights))
-        programs = {
-            segment_name(i, key): torch.export.export(m, (segments.examples[i],), strict=True)
-            for i, key, m in segments.items()
-        }
-        program = _lower_to_edge(programs).to_executorch()
-        _check_delegated(program, "chained program")
-        loaded = _load_program(program.buffer)
-
-        def run_chain(x: Tensor, gates: Gates) -> Tensor:
-            for i in range(n):
-                x = loaded.load_method(segment_name(i, branch_key(gates, i, segments.contextual))).execute([x])[0]
-            return x
-
-        worst = _check_parity(all_gates(n), _parity_inputs(model), model, run_chain, atol)
-        _write(path, program.buffer)
-    finally:
-        model.train(was_training)
-    return {
-        "file": Path(path).name,
-        "methods": sorted(programs),
-        "size_bytes": len(program.buffer),
         "parity_max_abs_diff": worst,
     }

@@ -20,14 +20,15 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_dir
 from ..models import AdnModel, Gates, GatesLike
-from ._subnets import (
+from ..models.modes import eval_mode
+from .common import (
     INPUT_NAME,
     OUTPUT_NAME,
+    PARITY_ATOL,
+    ExportError,
     FixedGates,
-    ParityError,
-    atomic_dir,
-    eval_mode,
     parity_inputs,
     select_gates,
     subnet_name,
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 TFLITE_FILE = "model.tflite"
 INSTALL_HINT = "pip install 'ondevice[litert]'"
-DEFAULT_ATOL = 1e-4
 
 
 class LiteRTUnavailableError(ImportError):
@@ -88,7 +88,7 @@ def export_litert(
     path: str | Path,
     gates_list: Sequence[GatesLike] | None = None,
     *,
-    atol: float | None = DEFAULT_ATOL,
+    atol: float | None = PARITY_ATOL,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Write one .tflite with a signature ``subnet_<gates>`` per sub-network; return its manifest entry.
@@ -104,7 +104,7 @@ def export_litert(
 
     Raises:
         LiteRTUnavailableError: the optional extra is missing (the message says what to install).
-        ParityError: a signature's output differs from eager PyTorch by more than ``atol``.
+        ExportError: a signature's output differs from eager PyTorch by more than ``atol``.
     """
     litert_torch = _require("litert_torch")
     _require("ai_edge_litert.interpreter")
@@ -145,11 +145,11 @@ def check_litert_parity(
     path: str | Path,
     model: AdnModel,
     gates_list: Sequence[GatesLike] | None = None,
-    atol: float | None = DEFAULT_ATOL,
+    atol: float | None = PARITY_ATOL,
 ) -> dict[str, float]:
     """Run each signature with ai-edge-litert and eager PyTorch on fixed inputs; return gates -> max abs difference.
 
-    ``gates_list`` None checks every ``subnet_*`` signature in the file. Raises ParityError when a difference
+    ``gates_list`` None checks every ``subnet_*`` signature in the file. Raises ExportError when a difference
     exceeds ``atol`` (None: measure only) and ValueError when a requested signature is missing.
     """
     path = Path(path)
@@ -166,7 +166,7 @@ def check_litert_parity(
     missing = [subnet_name(g) for g in gates if subnet_name(g) not in available]
     if missing:
         raise ValueError(f"{path} has no signature {missing}; it has {sorted(available)}")
-    inputs = parity_inputs(model)
+    inputs = parity_inputs(model, count=3)
     diffs: dict[str, float] = {}
     with eval_mode(model), torch.no_grad():
         for g in gates:
@@ -178,7 +178,7 @@ def check_litert_parity(
     if atol is not None:
         bad = {g: d for g, d in diffs.items() if not d <= atol}  # "not <=" also catches NaN
         if bad:
-            raise ParityError(
+            raise ExportError(
                 f"LiteRT {path.name} differs from eager PyTorch by more than atol={atol:g} for {len(bad)} "
                 f"sub-network(s): " + ", ".join(f"{g}: {d:.3g}" for g, d in bad.items())
             )

@@ -3,10 +3,11 @@
 from . import mobilenetv2_adn, resnet_adn, swin_adn, vit_adn  # noqa: F401  (registers the builders)
 from ._registry import build_model, list_models, model_description, register_model
 from .adn import AdnModel, AdnStage, InputSpec, n_mandatory
-from .gates import Gates, GatesLike, all_gates, base_net, covering_gates, super_net
+from .gates import GATES_DTYPE, Gates, GatesLike, all_gates, base_net, covering_gates, gates_tensor, super_net
 from .segments import Segment, Segments, model_segments
 
 __all__ = [
+    "GATES_DTYPE",
     "AdnModel",
     "AdnStage",
     "Gates",
@@ -18,6 +19,7 @@ __all__ = [
     "base_net",
     "build_model",
     "covering_gates",
+    "gates_tensor",
     "list_models",
     "model_description",
     "model_segments",

@@ -4,6 +4,11 @@ This is the one definition of a gate setting used everywhere: models, training, 
 export, the policy and the apps' manifest. The convention is the official ADN code's
 (`forward(x, skip=[bool] * S)`): ``True`` skips that stage's skippable sub-path and switches its
 mandatory blocks to their ``*_skip`` norms. Printed as the official "TFTF" strings.
+
+A program that takes the setting as a tensor (the ExecuTorch ``forward(image, gates)``) gets it as
+:func:`gates_tensor`: int32 [S], 1 = skip. The ExecuTorch Android ``Tensor`` has no bool dtype
+(``Tensor.fromBlob(IntArray, shape)`` is int32) and iOS has ``Tensor<Int32>``, so int32 is the one
+dtype both apps create without conversion.
 """
 
 from __future__ import annotations
@@ -12,7 +17,21 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Gates", "GatesLike", "all_gates", "base_net", "covering_gates", "super_net"]
+import torch
+from torch import Tensor
+
+__all__ = [
+    "GATES_DTYPE",
+    "Gates",
+    "GatesLike",
+    "all_gates",
+    "base_net",
+    "covering_gates",
+    "gates_tensor",
+    "super_net",
+]
+
+GATES_DTYPE = torch.int32
 
 
 @dataclass(frozen=True, order=True)
@@ -137,3 +156,8 @@ def covering_gates(num_stages: int) -> list[Gates]:
         settings.add(Gates(tuple(j == i for j in range(num_stages))))
         settings.add(Gates(tuple(j != i for j in range(num_stages))))
     return sorted(settings)
+
+
+def gates_tensor(gates: GatesLike, num_stages: int) -> Tensor:
+    """A setting as a program's ``gates`` input: int32 [S], 1 = skip."""
+    return torch.tensor([int(s) for s in Gates.coerce(gates, num_stages)], dtype=GATES_DTYPE)

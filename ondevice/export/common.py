@@ -1,13 +1,9 @@
-"""What the per-sub-network exporters (Core ML functions, LiteRT signatures) share: which gate settings to
-export, how each one is named in the file, a module that runs one fixed setting, and fixed parity inputs."""
+"""What the three export writers share: which gate settings to export, how each sub-network is named in a file,
+a module that runs one fixed setting, the parity inputs and tolerance, and the error an export raises."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -19,11 +15,10 @@ __all__ = [
     "INPUT_NAME",
     "MAX_DEFAULT_SUBNETS",
     "OUTPUT_NAME",
+    "PARITY_ATOL",
+    "ExportError",
     "FixedGates",
-    "ParityError",
-    "atomic_dir",
     "dir_size",
-    "eval_mode",
     "parity_inputs",
     "select_gates",
     "subnet_name",
@@ -31,16 +26,18 @@ __all__ = [
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
+# Max |program - eager PyTorch| a float program may show on the parity inputs.
+PARITY_ATOL = 1e-4
 # With more than this many settings (S > 4) an exporter needs an explicit list, e.g. the Pareto sub-networks.
 MAX_DEFAULT_SUBNETS = 16
 
 
-class ParityError(RuntimeError):
-    """A converted program's output differs from eager PyTorch by more than the tolerance."""
+class ExportError(RuntimeError):
+    """An export that would produce a wrong or slow program: parity failure or a heavy op not delegated."""
 
 
 def subnet_name(gates: Gates) -> str:
-    """The function/signature name of one sub-network in a file: ``subnet_FFT``."""
+    """The name of one sub-network in a file (Core ML function, LiteRT signature, ExecuTorch method): ``subnet_FFT``."""
     return f"subnet_{gates}"
 
 
@@ -80,18 +77,7 @@ class FixedGates(nn.Module):
         return {OUTPUT_NAME: logits} if self.as_dict else logits
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for an export and restore its previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def parity_inputs(model: AdnModel, count: int = 3, seed: int = 0) -> list[Tensor]:
+def parity_inputs(model: AdnModel, count: int = 2, seed: int = 0) -> list[Tensor]:
     """Fixed batch-1 inputs (standard normal, seeded) for comparing a converted program with eager PyTorch."""
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(model.input_spec.shape(1), generator=generator) for _ in range(count)]
@@ -103,26 +89,3 @@ def dir_size(path: str | Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-@contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a scratch directory beside ``path``; build the output at ``scratch / path.name``.
-
-    On success that output replaces ``path`` (a file or a directory) by renames, so a killed export leaves the
-    previous one whole; on error the scratch directory is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        yield scratch
-        built = scratch / path.name
-        if not built.exists():
-            raise FileNotFoundError(f"export wrote nothing at {built}")
-        if path.is_dir() and not path.is_symlink():
-            old = scratch / ".previous"
-            os.replace(path, old)  # a directory cannot be replaced by rename while it has files
-        os.replace(built, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
