@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .atomic import atomic_path
 from .data import DataSplits, load_data
@@ -26,6 +28,7 @@ __all__ = [
     "checkpoint_data",
     "load_checkpoint",
     "load_model",
+    "register_model_loader",
     "save_checkpoint",
 ]
 
@@ -35,6 +38,16 @@ CHECKPOINT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used, with the reason and the fix."""
+
+
+# training method -> the network its checkpoints hold, from (model name, model kwargs)
+_MODEL_LOADERS: dict[str, Callable[[str, dict[str, Any]], nn.Module]] = {}
+
+
+def register_model_loader(method: str, loader: Callable[[str, dict[str, Any]], nn.Module]) -> None:
+    """Checkpoints of ``method`` hold the network ``loader(model_name, model_kwargs)`` builds, not a registry model
+    (``ondevice.exits`` registers its multi-exit methods)."""
+    _MODEL_LOADERS[method] = loader
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -73,15 +86,19 @@ def load_model(path_or_state: str | Path | dict[str, Any]) -> tuple[AdnModel, di
     """The trained model (eval mode) and its checkpoint dict."""
     state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state)
     method = state.get("train_config", {}).get("method")
-    if method is not None and method.startswith("exits-"):  # a multi-exit model (ondevice.exits)
-        from .exits.training import build_exit_model
-
-        model = build_exit_model(state["model_name"], state["model_kwargs"], method, freeze=False)
-    else:
-        model = build_model(state["model_name"], **state["model_kwargs"])
-    if any(key.endswith(CONTEXT_KEY_SUFFIX) for key in state["model"]):
-        enable_entry_contexts(model)  # statistics per gate of the previous stage (norm_stats)
-    model.load_state_dict(state["model"])
+    loader = _MODEL_LOADERS.get(method, lambda name, kwargs: build_model(name, **kwargs))
+    hint = (
+        f". If --method {method} comes from an extension (the multi-exit methods of ondevice.exits), import it first"
+        if method not in _MODEL_LOADERS
+        else ""
+    )
+    try:
+        model = loader(state["model_name"], state["model_kwargs"])
+        if any(key.endswith(CONTEXT_KEY_SUFFIX) for key in state["model"]):
+            enable_entry_contexts(model)  # statistics per gate of the previous stage (norm_stats)
+        model.load_state_dict(state["model"])
+    except (ValueError, RuntimeError) as err:
+        raise CheckpointError(f"the weights do not fit model {state['model_name']!r} ({err}){hint}") from err
     return model.eval(), state
 
 

@@ -1,4 +1,4 @@
-"""Training: ADN self-distillation (PAPERS.md A) and the two baselines it is compared with.
+"""Training: ADN self-distillation and the two baselines it is compared with.
 
 One process:      ondevice train --model resnet20_adn --data mnist --epochs 8 --out runs/adn
 Two CPU workers:  torchrun --standalone --nproc_per_node=2 -m ondevice train --out runs/adn-ddp
@@ -11,8 +11,8 @@ Methods (``--method``):
                individually trained network of that depth.
   random-skip  LayerDrop-style: each step every stage is skipped with probability ``skip_prob``
                (with its *_skip norms), plain CE on that sub-network.
-  exits-*      multi-exit training (IMTA, PAPERS.md C): exits after every stage, combined with the
-               two ADN passes; also trains MSDNet (``--model msdnet_tiny``). See ondevice/exits/training.py.
+Other methods register themselves with ``register_method``: ``ondevice.exits`` adds the multi-exit
+methods ``exits-*`` (exits after every stage, combined with the two ADN passes; also MSDNet).
 The official code distils on the teacher's top-k logits (k=500 of 1000 ImageNet classes); with the
 few classes of the data sets here all logits are used.
 """
@@ -36,8 +36,6 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DataSpec, DataSplits, load_data, sample_images
-from .exits.heads import MultiExitNet
-from .exits.training import EXIT_METHODS, EXIT_STEPS, build_exit_model, is_exit_method
 from .metrics import accuracy
 from .models import AdnModel, Gates, all_gates, base_net, build_model, covering_gates, super_net
 from .models.norm_stats import has_entry_contexts, recalibrate_norms
@@ -46,16 +44,18 @@ __all__ = [
     "METHODS",
     "StepFn",
     "TrainConfig",
+    "TrainingMethod",
     "adn_distillation_loss",
     "feature_distillation_loss",
     "norm_settings",
     "precise_norms",
     "recalibrate_checkpoint",
+    "register_method",
+    "run_epoch",
     "step_function",
     "train",
 ]
 
-METHODS = ("adn", "static", "random-skip", *EXIT_METHODS)
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -108,8 +108,9 @@ class TrainConfig:
             raise ValueError(
                 f"need 0 <= ofa_gamma <= 1 and ofa_temperature > 0, got {self.ofa_gamma}, {self.ofa_temperature}"
             )
-        if (self.init_from is not None) != (self.method in ("exits-isc", "exits-imta")):
-            raise ValueError("--init-from STAGE1_CHECKPOINT is required by exits-isc and exits-imta, and only by them")
+        needs_init = [name for name, method in METHODS.items() if method.needs_init_from]
+        if (self.init_from is not None) != (self.method in needs_init):
+            raise ValueError(f"--init-from STAGE1_CHECKPOINT is required by {needs_init}, and only by them")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -129,6 +130,27 @@ def adn_distillation_loss(z_base: Tensor, z_super: Tensor, temperature: float) -
 
 # One function per method: forward(s) and backward(s) of one batch; the loop does the optimizer step.
 StepFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class TrainingMethod:
+    """What ``--method`` chooses: the per-batch step, the network it trains, and what follows training."""
+
+    step: Callable[[TrainConfig, int], StepFn]
+    # the network trained, from (config, model kwargs); None: the registry's gated ADN model
+    build: Callable[[TrainConfig, dict[str, Any]], nn.Module] | None = None
+    gated: bool = True  # an ADN model whose norm statistics are made exact after training
+    needs_init_from: bool = False  # starts from another run's checkpoint (--init-from)
+
+
+METHODS: dict[str, TrainingMethod] = {}
+
+
+def register_method(name: str, method: TrainingMethod) -> None:
+    """Make ``name`` a choice of ``--method`` (``ondevice.exits`` registers its multi-exit methods)."""
+    if name in METHODS and METHODS[name] != method:
+        raise ValueError(f"training method {name!r} is already registered")
+    METHODS[name] = method
 
 
 def feature_distillation_loss(stages: list[Tensor], teacher: list[Tensor]) -> Tensor:
@@ -194,12 +216,47 @@ def _random_skip_step(cfg: TrainConfig, num_stages: int) -> StepFn:
     return step
 
 
-_STEPS = {"adn": _adn_step, "static": _static_step, "random-skip": _random_skip_step, **EXIT_STEPS}
+register_method("adn", TrainingMethod(_adn_step))
+register_method("static", TrainingMethod(_static_step))
+register_method("random-skip", TrainingMethod(_random_skip_step))
 
 
 def step_function(cfg: TrainConfig, num_stages: int) -> StepFn:
     """Forward(s) and backward(s) of one batch for ``cfg.method``, on any ``net(x, gates)``; the caller steps."""
-    return _STEPS[cfg.method](cfg, num_stages)
+    return METHODS[cfg.method].step(cfg, num_stages)
+
+
+def run_epoch(
+    net: nn.Module,
+    loader: DataLoader,
+    step_fn: StepFn,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    gate_rng: torch.Generator,
+    *,
+    desc: str,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """One pass over ``loader``, one optimizer and scheduler step per batch (``ondevice train`` and QAT);
+    returns seconds, images per second and the mean of each loss."""
+    totals: dict[str, float] = {}
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
+    for x, y in bar:
+        optimizer.zero_grad(set_to_none=True)
+        losses = step_fn(net, x.to(device) if device else x, y.to(device) if device else y, gate_rng)
+        optimizer.step()
+        scheduler.step()
+        for k, v in losses.items():
+            totals[k] = totals.get(k, 0.0) + v
+        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "images_per_s": len(loader) * (loader.batch_size or 1) / seconds,
+        **{k: v / len(loader) for k, v in totals.items()},
+    }
 
 
 @dataclass
@@ -224,7 +281,7 @@ def _setup_distributed() -> _Distributed:
     return _Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _build(cfg: TrainConfig, spec: DataSpec) -> AdnModel | MultiExitNet:
+def _build(cfg: TrainConfig, spec: DataSpec) -> nn.Module:
     kwargs = {
         "num_classes": spec.num_classes,
         "in_chans": spec.in_chans,
@@ -234,9 +291,8 @@ def _build(cfg: TrainConfig, spec: DataSpec) -> AdnModel | MultiExitNet:
         **cfg.model_kwargs,
     }
     cfg.model_kwargs = kwargs
-    if is_exit_method(cfg.method):
-        return build_exit_model(cfg.model, kwargs, cfg.method, init_from=cfg.init_from)
-    return build_model(cfg.model, **kwargs)
+    build = METHODS[cfg.method].build
+    return build(cfg, kwargs) if build is not None else build_model(cfg.model, **kwargs)
 
 
 def train(
@@ -296,29 +352,22 @@ def train(
         sampler.set_epoch(epoch)
         gate_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + ddp.rank)
         net.train()
-        totals: dict[str, float] = {}
-        start = time.perf_counter()
-        bar = tqdm(
-            loader,
-            desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
-            leave=False,
-            disable=not (progress and ddp.is_master),
-        )
-        for x, y in bar:
-            optimizer.zero_grad(set_to_none=True)
-            losses = step_fn(net, x.to(device), y.to(device), gate_rng)
-            optimizer.step()
-            scheduler.step()
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + v
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-        seconds = time.perf_counter() - start
         record = {
             "epoch": epoch + 1,
-            "seconds": seconds,
-            "images_per_s": len(loader) * cfg.batch_size * ddp.world_size / seconds,
-            **{k: v / len(loader) for k, v in totals.items()},
+            **run_epoch(
+                net,
+                loader,
+                step_fn,
+                optimizer,
+                scheduler,
+                gate_rng,
+                desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                device=device,
+                progress=progress and ddp.is_master,
+            ),
         }
+        record["images_per_s"] *= ddp.world_size
+        seconds = record["seconds"]
         rng_states = _gather_rng_states(ddp)
         if ddp.is_master:
             n = model.num_stages
@@ -352,7 +401,7 @@ def train(
         if ddp.world_size > 1:
             dist.barrier()
     precise_done = state is not None and "norm_stats" in state
-    if ddp.is_master and cfg.norm_images and not is_exit_method(cfg.method) and not precise_done:
+    if ddp.is_master and cfg.norm_images and METHODS[cfg.method].gated and not precise_done:
         _save_precise_norms(ckpt_path, model, cfg, data, progress)
     if ddp.world_size > 1:
         dist.barrier()
@@ -418,7 +467,7 @@ def recalibrate_checkpoint(
     if out.exists():
         raise FileExistsError(f"{out} exists; pass a new --out path (the original checkpoint is kept as it is)")
     model, state = load_model(checkpoint)
-    if is_exit_method(state["train_config"]["method"]):
+    if not METHODS[state["train_config"]["method"]].gated:
         raise ValueError("exact norm statistics are for gated models; multi-exit checkpoints keep their own")
     cfg = TrainConfig.from_dict({**state["train_config"], "entry_contexts": entry_contexts})
     state["norm_stats"] = precise_norms(model, cfg, checkpoint_data(state, data_root), images)

@@ -228,7 +228,7 @@ def test_one_step_trains_every_exit_in_both_adn_passes(method, digits):
     torch.manual_seed(0)
     model = build_exit_model("resnet20_adn", {"num_classes": 10, "in_chans": 1, "image_size": 8}, method)
     x, y = digits.train.tensors[0][:16], digits.train.tensors[1][:16]
-    losses = train_module._STEPS[method](cfg, model.num_stages)(model, x, y, torch.Generator())
+    losses = train_module.METHODS[method].step(cfg, model.num_stages)(model, x, y, torch.Generator())
     assert set(losses) == {"loss_super", "loss_base"}
     names = _grads(model)
     assert {"heads.0.fc.weight", "heads.1.fc.weight", "backbone.fc.weight"} <= names

@@ -7,7 +7,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ondevice.cli import main
-from ondevice.exits.evaluate import PieceCosts, chain_costs, piece_costs, split_holdout
+from ondevice.exits.costs import PieceCosts, chain_costs, piece_costs
+from ondevice.exits.evaluate import split_holdout
 from ondevice.exits.heads import MultiExitModel
 from ondevice.exits.msdnet import msdnet_tiny
 from ondevice.models import build_model

@@ -8,7 +8,8 @@ import torch
 from ondevice.checkpoint import load_model
 from ondevice.cli import main
 from ondevice.contract.manifest import MANIFEST_NAME, load_manifest, save_manifest
-from ondevice.exits.export import exit_method, export_exits_executorch, measure_piece_latency, stage_method
+from ondevice.exits.export import exit_method, export_exits_executorch, stage_method
+from ondevice.exits.latency import measure_piece_latency
 from ondevice.exits.msdnet import msdnet_tiny
 
 pytest.importorskip("executorch")

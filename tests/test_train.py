@@ -32,7 +32,7 @@ def _one_step(method, digits, **kw):
     torch.manual_seed(0)
     model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8)
     x, y = digits.train.tensors[0][:16], digits.train.tensors[1][:16]
-    losses = train_module._STEPS[method](cfg, model.num_stages)(model, x, y, torch.Generator().manual_seed(0))
+    losses = train_module.METHODS[method].step(cfg, model.num_stages)(model, x, y, torch.Generator().manual_seed(0))
     return model, losses
 
 
@@ -75,7 +75,7 @@ def test_sandwich_adds_mixed_sub_networks_distilled_from_the_super_net(digits):
     recorder = _GateRecorder(build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8))
     x, y = digits.train.tensors[0][:16], digits.train.tensors[1][:16]
     cfg = TrainConfig(**{**TINY, "sandwich": 3})
-    losses = train_module._STEPS["adn"](cfg, 3)(recorder, x, y, torch.Generator().manual_seed(0))
+    losses = train_module.METHODS["adn"].step(cfg, 3)(recorder, x, y, torch.Generator().manual_seed(0))
     assert recorder.calls[:2] == ["FFF", "TTT"] and len(recorder.calls) == 5
     assert not set(recorder.calls[2:]) & {"FFF", "TTT"}
     assert set(losses) == {"loss_super", "loss_base", "loss_mixed"} and losses["loss_mixed"] > 0
@@ -88,7 +88,7 @@ def test_feature_distillation_adds_the_stage_output_mse(digits):
         torch.manual_seed(0)
         model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8)
         cfg = TrainConfig(**{**TINY, "sandwich": 0, "feature_kd": weight})
-        base[weight] = train_module._STEPS["adn"](cfg, 3)(model, x, y, torch.Generator())["loss_base"]
+        base[weight] = train_module.METHODS["adn"].step(cfg, 3)(model, x, y, torch.Generator())["loss_base"]
     torch.manual_seed(0)
     model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=8)
     with torch.no_grad():  # the oracle: stage outputs of both passes, by hand

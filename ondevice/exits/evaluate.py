@@ -15,7 +15,7 @@ FLOPs are ``torch.utils.flop_counter`` FLOPs (2 x MACs) at batch 1, counted per 
 exit head, ISC classifier) and summed along a chain. A chain never computes a piece twice: a
 sub-network run after another reuses the stages whose gates (and all earlier gates) agree. The
 policies' own arithmetic (a few dot products) is not counted. Given the measured latency of every
-piece (the methods of a bundle's exits.pte, ``export.measure_piece_latency``), every curve also gets
+piece (the methods of a bundle's exits.pte, ``latency.measure_piece_latency``), every curve also gets
 its average latency, summed along the chain the same way.
 """
 
@@ -29,12 +29,13 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from ..atomic import write_json_atomic
 from ..models import Gates, all_gates
+from ..models.modes import eval_mode
 from ..pareto import pareto_front
+from .costs import Node, PieceCosts, chain_costs, piece_costs
 from .heads import MultiExitNet
 from .policies import (
     ChainPredictions,
@@ -50,92 +51,16 @@ __all__ = [
     "DEFAULT_LAMBDAS",
     "EXITS_JSON",
     "EXITS_PNG",
-    "Node",
-    "PieceCosts",
-    "chain_costs",
     "collect_predictions",
     "evaluate_exits",
     "evaluate_exits_checkpoint",
     "format_report",
-    "piece_costs",
     "split_holdout",
 ]
 
 EXITS_JSON = "exits.json"
 EXITS_PNG = "exits.png"
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 1.0, 2.0)
-
-Node = tuple[tuple[bool, ...], int]  # (skip flag per segment, exit index)
-
-
-@dataclass(frozen=True)
-class PieceCosts:
-    """Cost at batch 1 of each piece (FLOPs from ``piece_costs``, or measured milliseconds):
-    ``segment[k][skip]``, ``head[k][skip]`` (exit head incl. its plain classifier; the last one is the
-    model's own head) and ``isc[k]`` (ISC classifier and link, 0 without ISC or when the head includes it).
-    ``exits_chained``: exit k needs every earlier exit's logits (ISC), so a chain computes all of them."""
-
-    segment: tuple[tuple[float, float], ...]
-    head: tuple[tuple[float, float], ...]
-    isc: tuple[float, ...]
-    exits_chained: bool = False
-
-
-def _flops(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
-    with FlopCounterMode(display=False) as counter:
-        out = fn(*args, **kwargs)
-    return int(counter.get_total_flops()), out
-
-
-@torch.no_grad()
-def piece_costs(model: MultiExitNet) -> PieceCosts:
-    """Count every piece once per skip flag (a piece's FLOPs depend only on its own segment's flag)."""
-    was_training = model.training
-    model.eval()
-    try:
-        h: Any = torch.zeros(model.input_spec.shape(1))
-        segments, heads, isc = [], [], []
-        prev = None
-        flags = (False, True) if model.num_stages else (False,)
-        for k in range(model.num_exits):
-            seg, head = {}, {}
-            for skip in flags:
-                seg[skip], out = _flops(model.segment, k, h, skip)
-                head[skip], (feat, _) = _flops(model.exit_head, k, out, skip, with_features=model.isc is not None)
-                if not skip:
-                    h_next, feat_next = out, feat
-            segments.append((seg[False], seg.get(True, seg[False])))
-            heads.append((head[False], head.get(True, head[False])))
-            if model.isc is not None:
-                cost, prev = _flops(model.isc, k, feat_next, prev)
-                isc.append(cost)
-            else:
-                isc.append(0)
-            h = h_next
-    finally:
-        model.train(was_training)
-    return PieceCosts(tuple(segments), tuple(heads), tuple(isc), exits_chained=model.isc is not None)
-
-
-def chain_costs(pieces: PieceCosts, nodes: Sequence[Node]) -> list[float]:
-    """Cumulative cost of stopping at each node of a chain, computing every piece at most once.
-
-    Segment j of a node depends on its skip flags 0..j (reused across sub-networks that share them);
-    an ISC exit also needs every earlier exit of its own gate prefix.
-    """
-    done: set[tuple[str, tuple[bool, ...]]] = set()
-    total, out = 0, []
-    for skips, k in nodes:
-        for j in range(k + 1):
-            if ("segment", skips[: j + 1]) not in done:
-                done.add(("segment", skips[: j + 1]))
-                total += pieces.segment[j][skips[j]]
-        for j in range(k + 1) if pieces.exits_chained else (k,):
-            if ("exit", skips[: j + 1]) not in done:
-                done.add(("exit", skips[: j + 1]))
-                total += pieces.head[j][skips[j]] + pieces.isc[j]
-        out.append(float(total))
-    return out
 
 
 @dataclass
@@ -150,20 +75,16 @@ def collect_predictions(
     model: MultiExitNet, data: TensorDataset, gates: Gates | None, batch_size: int = 256
 ) -> _Predictions:
     """Every exit's logits and pooled features on a data set, for one gate setting (None: a model without gates)."""
-    was_training = model.training
-    model.eval()
     logits: list[list[Tensor]] = [[] for _ in range(model.num_exits)]
     feats: list[list[Tensor]] = [[] for _ in range(model.num_exits)]
     labels = []
-    try:
+    with eval_mode(model):
         for x, y in DataLoader(data, batch_size=batch_size):
             out = model.forward_exits(x, gates, features=True)
             for k in range(model.num_exits):
                 logits[k].append(out.logits[k].double())
                 feats[k].append(out.features[k].double())  # type: ignore[union-attr]
             labels.append(y)
-    finally:
-        model.train(was_training)
     return _Predictions(torch.stack([torch.cat(z) for z in logits]), [torch.cat(f) for f in feats], torch.cat(labels))
 
 
@@ -430,7 +351,7 @@ def evaluate_exits_checkpoint(
     holdout, test = split_holdout(data.test, holdout_fraction, seed=cfg["seed"])
     latency = None
     if bundle is not None:
-        from .export import measure_piece_latency
+        from .latency import measure_piece_latency
 
         latency = measure_piece_latency(bundle, threads=threads, runs=runs)
         if len(latency.segment) != model.num_exits:

@@ -1,7 +1,7 @@
 """Export a multi-exit ADN model as one ExecuTorch program whose pieces the app chains, stopping at any exit.
 
-The program has one method per piece and skip flag (the host-chained layout of DESIGN.md; XNNPACK
-stores weights shared between methods once):
+The program has one method per piece and skip flag (host-chained: the app calls the pieces in
+turn and keeps the activations; XNNPACK stores weights shared between methods once):
 
     stage<k>_run / stage<k>_skip   activation of exit k-1 (stage 0: the image) -> activation of exit k
     exit<k>_run  / exit<k>_skip    activation of exit k [, logits of exit k-1 with ISC] -> (logits, features)
@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
+from ..export.common import PARITY_ATOL
 from ..models import Gates, all_gates
-from .evaluate import PieceCosts, chain_costs, collect_predictions, piece_costs
+from ..models.modes import eval_mode
+from .costs import chain_costs, piece_costs
+from .evaluate import collect_predictions
 from .heads import MultiExitModel
 from .policies import ChainPredictions, evaluate_policy, fit_exit_policy, fit_thresholds
 
@@ -40,12 +42,10 @@ __all__ = [
     "export_exits_bundle",
     "export_exits_executorch",
     "fit_manifest_policies",
-    "measure_piece_latency",
     "stage_method",
 ]
 
 EXITS_PTE = "exits.pte"
-PARITY_ATOL = 1e-4
 
 
 def stage_method(k: int, skip: bool) -> str:
@@ -127,23 +127,15 @@ def export_exits_executorch(
     """
     from executorch.runtime import Runtime
 
-    from ..export.executorch import (
-        ExportError,
-        _check_delegated,
-        _lower_to_edge,
-        _parity_inputs,
-        _write,
-        share_skip_norms,
-    )
+    from ..export.common import ExportError, parity_inputs
+    from ..export.executorch import _check_delegated, _lower_to_edge, _write, share_skip_norms
 
     if not isinstance(model, MultiExitModel):
         raise ValueError(
             f"export needs an ADN model with exits, got {type(model).__name__}; MSDNet is the reference network "
             "for training experiments and has no gates for the manifest"
         )
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         shared = share_skip_norms(model)[0] if share_weights else model
         programs, _ = _programs(model, shared)  # type: ignore[arg-type]
         program = _lower_to_edge(programs).to_executorch()
@@ -151,7 +143,7 @@ def export_exits_executorch(
         loaded = Runtime.get().load_program(program.buffer)
         methods = {name: loaded.load_method(name) for name in programs}
         worst = 0.0
-        inputs = _parity_inputs(model)
+        inputs = parity_inputs(model)
         for gates in all_gates(model.num_stages):
             for image in inputs:
                 with torch.no_grad():
@@ -170,8 +162,6 @@ def export_exits_executorch(
                     worst = max(worst, diff)
                     prev = logits
         _write(path, program.buffer)
-    finally:
-        model.train(was_training)
     k_total = model.num_exits
     return {
         "file": Path(path).name,
@@ -298,51 +288,3 @@ def export_exits_bundle(
     manifest["exits"] = entry
     save_manifest(manifest_path, manifest)
     return entry
-
-
-def measure_piece_latency(bundle: str | Path, *, threads: int = 1, runs: int = 50, warmup: int = 5) -> PieceCosts:
-    """Median milliseconds of every method of a bundle's exits.pte on the ExecuTorch runtime (batch 1).
-
-    The inputs are what the app feeds each method when it chains them on one random image; every method
-    is timed once per round over ``runs`` interleaved rounds (``profile.interleaved_latency``). An exit
-    method includes its ISC link, so with ISC ``exits_chained`` is set and ``isc`` is 0. The result is a
-    ``PieceCosts`` in ms: ``evaluate.chain_costs`` sums it along a chain.
-    """
-    from ..contract.manifest import load_manifest
-    from ..export.executorch import _load_program
-    from ..profile import interleaved_latency
-    from ..runtime import set_threads
-
-    manifest = load_manifest(bundle)
-    if "exits" not in manifest:
-        raise ValueError(f"{bundle} has no exits program; write one with `ondevice exits export CKPT --out {bundle}`")
-    exits = manifest["exits"]
-    isc = "logits" in exits["exit_inputs"]
-    set_threads(threads)
-    data = (Path(bundle) / exits["file"]).read_bytes()  # the runtime reads from this buffer: keep it alive
-    program = _load_program(data)
-    names = [m[flag] for table in ("stage_methods", "exit_methods") for m in exits[table] for flag in ("run", "skip")]
-    methods = {name: program.load_method(name) for name in names}
-
-    calls = []  # (method name, its inputs), in the app's order
-    x = torch.randn(manifest["input"]["shape"], generator=torch.Generator().manual_seed(0))
-    prev = None
-    for stage, head in zip(exits["stage_methods"], exits["exit_methods"]):
-        calls += [(stage["run"], [x]), (stage["skip"], [x])]
-        x = methods[stage["run"]].execute([x])[0]
-        args = [x, prev] if isc and prev is not None else [x]
-        calls += [(head["run"], args), (head["skip"], args)]
-        prev = methods[head["run"]].execute(args)[0]
-
-    timed = {name: partial(methods[name].execute, args) for name, args in calls}
-    ms = {name: row["median_ms"] for name, row in interleaved_latency(timed, runs=runs, warmup=warmup).items()}
-
-    def per_flag(table: str) -> tuple[tuple[float, float], ...]:
-        return tuple((ms[m["run"]], ms[m["skip"]]) for m in exits[table])
-
-    return PieceCosts(
-        segment=per_flag("stage_methods"),
-        head=per_flag("exit_methods"),
-        isc=(0.0,) * len(exits["exit_methods"]),
-        exits_chained=isc,
-    )

@@ -1,4 +1,4 @@
-"""Multi-exit networks: a classifier (exit) after every stage, Gradient Equilibrium and ISC (PAPERS.md C).
+"""Multi-exit networks: a classifier (exit) after every stage, Gradient Equilibrium and ISC (IMTA, ICCV 2019).
 
 ``MultiExitNet`` is what every multi-exit model here shares; it is written in terms of three pieces
 that the phone can also run one at a time (see ``export.py``):
@@ -13,7 +13,7 @@ as in the official IMTA ``msdnet_ge.py``: ``x = block_k(x); x = gs(x, 1/(K-k)); 
 ``MultiExitModel`` puts exits after the stages of any ``AdnModel``: the last exit is the model's own
 classifier, the others are ``ExitHead`` s. A head after stage k keeps a ``*_skip`` twin of each of its
 norms, used when stage k skips its skippable sub-path, so each exit works with every gate setting
-the way the mandatory blocks do (skip-aware normalization, PAPERS.md A). The model is itself an
+the way the mandatory blocks do (skip-aware normalization, ADN: Kang, NeurIPS 2024). The model is itself an
 ``AdnModel``: ``model(x, gates)`` is the last exit, so training, ``ondevice eval`` and FLOP counting
 treat it like the backbone; ``model(x, gates, exits=True)`` returns every exit.
 """
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ..models import AdnModel, Gates, GatesLike
 from .losses import gradient_rescale
 
-__all__ = ["ExitHead", "ExitOutput", "IscClassifiers", "MultiExitModel", "MultiExitNet", "SkipNorm", "add_exits"]
+__all__ = ["ExitHead", "ExitOutput", "IscClassifiers", "MultiExitModel", "MultiExitNet", "SkipNorm"]
 
 
 class ExitOutput(NamedTuple):
@@ -228,9 +228,6 @@ class MultiExitNet(nn.Module):
 
 def _feature_layout(backbone: AdnModel, sample: Tensor) -> str:
     """How a stage's output is laid out: conv maps [N, C, H, W], tokens [N, L, D] or Swin's [N, H, W, C]."""
-    declared = getattr(backbone, "feature_layout", None)
-    if declared:
-        return str(declared)
     if sample.dim() == 3:
         return "nlc"
     if sample.dim() == 4:
@@ -327,10 +324,3 @@ class MultiExitModel(MultiExitNet, AdnModel):
         finally:
             handle.remove()
         return captured[-1], logits
-
-
-def add_exits(
-    backbone: AdnModel, *, gradient_equilibrium: bool = False, head_width: int | None = None
-) -> MultiExitModel:
-    """``MultiExitModel(backbone, ...)``: exits after every stage of an ADN model."""
-    return MultiExitModel(backbone, gradient_equilibrium=gradient_equilibrium, head_width=head_width)

@@ -1,4 +1,4 @@
-"""Losses for multi-exit training (PAPERS.md C) and how they combine with ADN self-distillation (A).
+"""Losses for multi-exit training (IMTA: Li et al., ICCV 2019) and how they combine with ADN self-distillation (A).
 
 Gradient Equilibrium (GE) is not a loss but a rewiring of the backward pass: ``gradient_rescale``
 is the identity going forward and multiplies the gradient going back. After block i of K
@@ -12,11 +12,11 @@ The exit losses, for exits ``z_0 .. z_{K-1}`` of one forward pass and labels ``y
 * ``ofa_kd_loss`` (One-for-all KD): CE(z_{K-1}, y) + sum_{i<K-1} [(1-gamma) CE(z_i, y)
   + gamma T^2 KL(softmax(t/T) || softmax(z_i/T))], the teacher ``t`` detached. In one-stage training
   ``t`` is the last exit; in IMTA stage 2 it is the frozen stage-1 network's last classifier, as in
-  the official ``main_IMTA.py`` (PAPERS.md C writes z_K; the two agree in stage 1). KL is the
+  the official ``main_IMTA.py`` (the IMTA paper writes z_K; the two agree in stage 1). KL is the
   batch mean (the official code uses ``nn.KLDivLoss()``'s element mean, i.e. an extra 1/classes).
 
 Combined with ADN self-distillation (``ondevice train --method exits-*`` on an ADN model), each
-step still does the two passes of PAPERS.md A, with the single classifier replaced by the K exits:
+step still does the two passes of ADN, with the single classifier replaced by the K exits:
 
 1. super-net pass: ``L_super = alpha * L_exits(z^super, y)`` (L_exits: summed or OFA-KD);
 2. base-net pass: ``L_base = (1 - alpha) * sum_i T_adn^2 KL(softmax(t/T_adn) || softmax(z^base_i/T_adn))``
@@ -59,7 +59,7 @@ class GradientRescale(torch.autograd.Function):
 
 
 def gradient_rescale(x: Tensor, scale: float) -> Tensor:
-    """``x`` unchanged, but the gradient flowing back through it is multiplied by ``scale`` (GE, PAPERS.md C)."""
+    """``x`` unchanged, but the gradient flowing back through it is multiplied by ``scale`` (IMTA's GE)."""
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale >= 0 or scale == float("inf"):
         raise ValueError(f"gradient scale must be a finite number >= 0, got {scale!r}")
     if scale == 1:

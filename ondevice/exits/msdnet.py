@@ -1,4 +1,4 @@
-"""MSDNet (Huang et al., ICLR 2018), the multi-exit network IMTA (PAPERS.md C) trains, for small images.
+"""MSDNet (Huang et al., ICLR 2018), the multi-exit network IMTA (IMTA: Li et al., ICCV 2019) trains, for small images.
 
 A faithful port of the CIFAR branch of the official ``msdnet_ge.py`` (kalviny/IMTA, on MSDNet-PyTorch):
 a first layer that builds ``len(gr_factor)`` scales, ``n_blocks`` blocks of densely connected
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -298,8 +298,3 @@ def build_msdnet(name: str, **kwargs: Any) -> MSDNet:
     if name not in MSDNET_BUILDERS:
         raise ValueError(f"unknown MSDNet {name!r}; choose one of {sorted(MSDNET_BUILDERS)}")
     return MSDNET_BUILDERS[name](**kwargs)
-
-
-def config_dict(model: MSDNet) -> dict[str, Any]:
-    """The architecture as a plain dict (for reports)."""
-    return asdict(model.config)

@@ -1,19 +1,19 @@
-"""Per-input policies: stop at a cheap classifier or go on to a costlier one (PAPERS.md B and C).
+"""Per-input policies: stop at a cheap classifier or go on to a costlier one (Bolukbasi et al.; IMTA).
 
 Every policy here walks a *chain*: classifiers ordered by cost, each with the cumulative cost of
 stopping there. The chain is the early exits of one network (adaptive early exit), or ADN
 sub-networks from the base-net up (network selection; running a sub-network after another reuses
-the stages whose gates they share, see ``evaluate.chain_costs``), or both.
+the stages whose gates they share, see ``costs.chain_costs``), or both.
 
-* ``ThresholdPolicy`` (the baseline, PAPERS.md C): stop at the first classifier whose confidence,
+* ``ThresholdPolicy`` (the baseline of IMTA): stop at the first classifier whose confidence,
   the max log-softmax (the log of max-softmax: same order, no float32 saturation at 1.0), reaches
   its threshold. ``fit_thresholds`` chooses the thresholds on a held-out split for a target average
   cost as MSDNet/IMTA's budgeted batch classification does (``adaptive_inference.py``): a geometric
   share ``q^k`` of the inputs leaves at exit k, each threshold a quantile of the inputs still
   running; ``q`` is found by bisection so that the held-out average cost is the largest within budget.
-* ``LearnedExitPolicy`` (Bolukbasi et al., PAPERS.md B): at classifier k a linear decider on the
+* ``LearnedExitPolicy`` (Bolukbasi et al., ICML 2017): at classifier k a linear decider on the
   classifier's confidence features (and, with ``representation=True``, its pooled features, the
-  "representation at that depth" of PAPERS.md B) says exit or continue. Confidence only is the default:
+  "representation at that depth" in Bolukbasi et al.) says exit or continue. Confidence only is the default:
   with held-out sets of ~1,000 images the representation overfits (docs/early_exits.md). It minimizes
   ``E[error + lambda * cost / full cost]``, reduced to weighted binary classifications trained
   bottom-up: at k, the value of continuing is what the already-trained deciders after k achieve;

@@ -1,4 +1,4 @@
-"""Multi-exit training methods for ``ondevice train`` (registered in ``ondevice.train``'s ``METHODS``).
+"""Multi-exit training methods for ``ondevice train``, registered with ``ondevice.train.register_method``.
 
     ondevice train --model resnet20_adn --method exits-sum --out runs/sum            # baseline
     ondevice train --model resnet20_adn --method exits-ge  --out runs/ge             # IMTA stage 1
@@ -22,23 +22,22 @@ step; see ``losses.py`` for how the losses combine) or ``msdnet_tiny``/``msdnet_
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..models import build_model, list_models
+from ..checkpoint import load_checkpoint, register_model_loader
+from ..models import base_net, build_model, list_models, super_net
+from ..train import StepFn, TrainConfig, TrainingMethod, register_method
 from .heads import ExitOutput, MultiExitModel, MultiExitNet
 from .losses import adn_exits_distillation_loss, ofa_kd_loss, summed_exit_loss
 from .msdnet import MSDNET_BUILDERS, build_msdnet
 
-if TYPE_CHECKING:
-    from ..train import TrainConfig
-
-__all__ = ["EXIT_METHODS", "EXIT_STEPS", "RECIPES", "ExitRecipe", "build_exit_model", "is_exit_method"]
+__all__ = ["EXIT_METHODS", "RECIPES", "ExitRecipe", "build_exit_model", "is_exit_method"]
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,6 @@ def build_exit_model(
 
 
 def _load_stage1(model: MultiExitNet, name: str, path: str | Path, method: str) -> None:
-    from ..checkpoint import load_checkpoint
-
     state = load_checkpoint(path)
     stage1 = state.get("train_config", {}).get("method")
     if not is_exit_method(stage1) or RECIPES[stage1].stage2:
@@ -120,9 +117,6 @@ def _load_stage1(model: MultiExitNet, name: str, path: str | Path, method: str) 
         raise ValueError(
             f"--init-from {path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-
-
-StepFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], dict[str, float]]
 
 
 def _exits_step(cfg: TrainConfig, num_stages: int) -> StepFn:
@@ -143,8 +137,6 @@ def _exits_step(cfg: TrainConfig, num_stages: int) -> StepFn:
 
         return step
 
-    from ..models import base_net, super_net
-
     full, base = super_net(num_stages), base_net(num_stages)
 
     def adn_step(model: nn.Module, x: Tensor, y: Tensor, _: torch.Generator) -> dict[str, float]:
@@ -159,4 +151,12 @@ def _exits_step(cfg: TrainConfig, num_stages: int) -> StepFn:
     return adn_step
 
 
-EXIT_STEPS: dict[str, Callable[[TrainConfig, int], StepFn]] = dict.fromkeys(EXIT_METHODS, _exits_step)
+def _train_build(cfg: TrainConfig, model_kwargs: dict[str, Any]) -> MultiExitNet:
+    return build_exit_model(cfg.model, model_kwargs, cfg.method, init_from=cfg.init_from)
+
+
+for _method, _recipe in RECIPES.items():
+    register_method(
+        _method, TrainingMethod(_exits_step, build=_train_build, gated=False, needs_init_from=_recipe.stage2)
+    )
+    register_model_loader(_method, partial(build_exit_model, method=_method, freeze=False))
