@@ -26,17 +26,15 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import cache, partial
-from importlib import resources
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import torch
 
 from .contract.manifest import MANIFEST_NAME, ManifestError, load_manifest, save_manifest
-from .export.executorch import gates_tensor
-from .models import Gates
+from .contract.schemas import first_violation
+from .models import Gates, gates_tensor
 from .runtime import GatedProgram, load_bundle, thread_count
 
 __all__ = [
@@ -117,6 +115,7 @@ import json, sys
 from pathlib import Path
 import torch
 from executorch.runtime import Runtime
+from ondevice.models import all_gates, gates_tensor
 def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -126,7 +125,7 @@ path, shape, n, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 from executorch.extension.pybindings import portable_lib
 portable_lib._unsafe_reset_threadpool(threads)
 image = torch.randn(shape)
-gates = [torch.tensor([(k >> i) & 1 for i in range(n)], dtype=torch.int32) for k in range(min(2 ** n, 64))]
+gates = [gates_tensor(g, n) for g in all_gates(n)[:64]]
 before = status("VmRSS")
 try:
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
@@ -245,12 +244,6 @@ def plot_latency(manifest: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-@cache
-def latency_schema() -> dict[str, Any]:
-    """JSON Schema of the latency file the demo apps write (shipped in the package)."""
-    return json.loads(resources.files("ondevice.contract").joinpath("latency.schema.json").read_text())
-
-
 def merge_latency(bundle: str | Path, latency_json: str | Path) -> dict[str, Any]:
     """Merge a latency file written by a demo app into the bundle's manifest under its device name."""
     bundle, latency_json = Path(bundle), Path(latency_json)
@@ -260,11 +253,9 @@ def merge_latency(bundle: str | Path, latency_json: str | Path) -> dict[str, Any
         raise FileNotFoundError(f"no latency file {latency_json}") from None
     except json.JSONDecodeError as err:
         raise ManifestError(f"{latency_json} is not valid JSON ({err})") from None
-    try:
-        jsonschema.validate(data, latency_schema())
-    except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ManifestError(f"{latency_json} is not an ondevice latency file at {where}: {err.message}") from None
+    problem = first_violation(data, "latency")
+    if problem is not None:
+        raise ManifestError(f"{latency_json} is not an ondevice latency file at {problem.where}: {problem.message}")
     manifest = load_manifest(bundle)
     if data.get("model") not in (None, manifest["model"]["name"]):
         raise ManifestError(

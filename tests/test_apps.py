@@ -267,7 +267,8 @@ def test_kotlin_preprocessing_equals_torch_bit_for_bit(kotlin, tmp_path, channel
 
 
 def test_kotlin_latency_file_merges_into_the_bundle_and_the_policy_uses_it(kotlin, tmp_path):
-    from ondevice.profile import _percentile, latency_schema, merge_latency
+    from ondevice.contract.schemas import load_schema
+    from ondevice.profile import _percentile, merge_latency
 
     jsonschema = pytest.importorskip("jsonschema")
     bundle = write_example_bundle(tmp_path / "bundle")
@@ -279,7 +280,7 @@ def test_kotlin_latency_file_merges_into_the_bundle_and_the_policy_uses_it(kotli
     _tool(kotlin, "latency", tmp_path / "latency.json", device, "vit_b_16_adn", tmp_path / "samples.json")
 
     data = json.loads((tmp_path / "latency.json").read_text())
-    jsonschema.validate(data, latency_schema())
+    jsonschema.validate(data, load_schema("latency"))
     for g, values in samples.items():  # the same statistics as `ondevice profile`, rounded the same way
         assert data["subnets"][g] == {
             "median_ms": round(statistics.median(values), 4),

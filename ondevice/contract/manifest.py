@@ -7,16 +7,13 @@ validates it against ``manifest.schema.json`` and rejects other versions with a 
 from __future__ import annotations
 
 import json
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from .. import __version__
 from ..atomic import write_json_atomic
 from ..models import Gates, base_net, super_net
+from .schemas import first_violation
 
 __all__ = [
     "GATE_SEMANTICS",
@@ -41,12 +38,6 @@ class ManifestError(ValueError):
     """A manifest that is missing, of another version, or not valid against the schema."""
 
 
-@cache
-def manifest_schema() -> dict[str, Any]:
-    """The JSON Schema shipped in the package."""
-    return json.loads(resources.files(__package__).joinpath("manifest.schema.json").read_text())
-
-
 def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dict[str, Any]:
     """Check version, schema and internal consistency (gate lengths, format tables); return the manifest."""
     if not isinstance(manifest, dict):
@@ -57,11 +48,9 @@ def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dic
             f"{source} has manifest_version {version!r}; this ondevice ({__version__}) reads version "
             f"{MANIFEST_VERSION}. Re-export the bundle with `ondevice export`"
         )
-    try:
-        jsonschema.validate(manifest, manifest_schema())
-    except jsonschema.ValidationError as err:
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ManifestError(f"{source} is not a valid manifest at {where}: {err.message}") from None
+    problem = first_violation(manifest, "manifest")
+    if problem is not None:
+        raise ManifestError(f"{source} is not a valid manifest at {problem.where}: {problem.message}")
     n = manifest["gates"]["num_stages"]
     for subnet in manifest["subnets"]:
         Gates.parse(subnet["gates"], n)

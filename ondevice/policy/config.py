@@ -2,20 +2,21 @@
 
 The apps read these numbers instead of re-typing them. ``PolicyConfig.from_dict`` is strict: every key
 is required, unknown keys are rejected (a typo must not silently fall back to a default), and each value
-is checked with an error that names the key, the value and the rule. Another ``policy_version`` is
-refused with a message saying which version this ondevice reads.
+is checked, against the shipped ``policy.schema.json`` (types, ranges, lengths) and the rules between
+values (monotone in heat and battery), with an error that names the key, the value and the rule. Another
+``policy_version`` is refused with a message saying which version this ondevice reads.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..atomic import write_json_atomic
+from ..contract.schemas import first_violation
 from .state import Thermal
 
 __all__ = [
@@ -129,7 +130,8 @@ class PolicyConfig:
     hysteresis: HysteresisParams = field(default_factory=HysteresisParams)
 
     def __post_init__(self) -> None:
-        _validate(self, POLICY_NAME)
+        _check_schema(self.to_dict(), POLICY_NAME)
+        _check_order(self, POLICY_NAME)
 
     def with_hysteresis(self, **changes: float) -> PolicyConfig:
         """A copy with other hysteresis values, e.g. ``with_hysteresis(upgrade_margin=0, min_dwell_up_s=0, ...)``."""
@@ -156,24 +158,14 @@ class PolicyConfig:
                 f"{POLICY_VERSION}. Write a version-{POLICY_VERSION} file with `ondevice policy init BUNDLE`, "
                 "or use the ondevice that wrote it"
             )
-        _check_keys(data, {"policy_version", "ondevice_version", *_SECTIONS}, "", source)
-        sections = {}
-        for name, section_cls in _SECTIONS.items():
-            raw = data[name]
-            if not isinstance(raw, dict):
-                raise PolicyConfigError(f"{source}: {name} must be an object, got {raw!r}")
-            _check_keys(raw, set(section_cls.__dataclass_fields__), f"{name}.", source)
-            values = {}
-            for key, value in raw.items():
-                if isinstance(value, list):
-                    if name == "battery" and key == "tiers":
-                        value = tuple(_tier(v, f"{name}.{key}[{i}]", source) for i, v in enumerate(value))
-                    else:
-                        value = tuple(value)
-                values[key] = value
-            sections[name] = _construct(section_cls, values, name, source)
+        _check_schema(data, source)
+        battery = {**data["battery"], "tiers": tuple(BatteryTier(**t) for t in data["battery"]["tiers"])}
+        sections = {
+            name: {k: tuple(v) if isinstance(v, list) else v for k, v in data[name].items()} for name in _SECTIONS
+        }
+        sections["battery"] = battery
         try:
-            return cls(**sections)
+            return cls(**{name: section_cls(**sections[name]) for name, section_cls in _SECTIONS.items()})
         except PolicyConfigError as err:
             raise PolicyConfigError(str(err).replace(POLICY_NAME, source, 1)) from None
 
@@ -187,143 +179,58 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _check_keys(data: dict[str, Any], known: set[str], prefix: str, source: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
+def _check_schema(data: dict[str, Any], source: str) -> None:
+    """Every key present and known, every value of the right type and range (the shipped policy.schema.json)."""
+    problem = first_violation(data, "policy")
+    if problem is None:
+        return
+    if problem.kind == "missing":
         raise PolicyConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]}; known keys: {', '.join(prefix + k for k in sorted(known))}"
-        )
-    missing = sorted(known - set(data) - {"ondevice_version"})
-    if missing:
-        raise PolicyConfigError(
-            f"{source}: missing key {prefix}{missing[0]}; every key is required (the apps read them all). "
+            f"{source}: missing key {problem.where}; every key is required (the apps read them all). "
             "`ondevice policy init BUNDLE` writes a complete file"
         )
+    if problem.kind == "unknown":
+        raise PolicyConfigError(f"{source}: unknown key {problem.where}; {problem.rule}")
+    raise PolicyConfigError(f"{source}: {problem.where} = {problem.value!r}: {problem.rule}")
 
 
-def _tier(value: Any, where: str, source: str) -> BatteryTier:
-    if not isinstance(value, dict):
-        raise PolicyConfigError(f'{source}: {where} must be an object {{"below": ..., "energy": ...}}, got {value!r}')
-    _check_keys(value, {"below", "energy"}, f"{where}.", source)
-    return BatteryTier(value["below"], value["energy"])
-
-
-def _construct(section_cls: type, values: dict[str, Any], name: str, source: str) -> Any:
-    try:
-        return section_cls(**values)
-    except TypeError as err:
-        raise PolicyConfigError(f"{source}: {name}: {err}") from None
-
-
-def _number(value: Any, where: str, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PolicyConfigError(f"{source}: {where} = {value!r}: must be a finite number")
-    return float(value)
-
-
-def _in_range(value: Any, where: str, source: str, lo: float, hi: float, hi_open: bool = False) -> float:
-    x = _number(value, where, source)
-    if x < lo or x > hi or (hi_open and x == hi):
-        bracket = ")" if hi_open else "]"
-        raise PolicyConfigError(f"{source}: {where} = {value!r}: must be in [{lo}, {hi}{bracket}")
-    return x
-
-
-def _level(value: Any, where: str, source: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _LEVELS:
-        raise PolicyConfigError(f"{source}: {where} = {value!r}: must be a thermal level 0..{_LEVELS - 1} (0 NONE)")
-    return value
-
-
-def _validate(cfg: PolicyConfig, source: str) -> None:
-    """The rules behind every value; they also make the policy monotone (hotter or emptier never costs more)."""
-    lat, acc, th, bat, hy = cfg.latency, cfg.accuracy, cfg.thermal, cfg.battery, cfg.hysteresis
-    if lat.statistic not in LATENCY_STATISTICS:
-        raise PolicyConfigError(
-            f"{source}: latency.statistic = {lat.statistic!r}: must be one of {', '.join(LATENCY_STATISTICS)}"
-        )
-    if _number(lat.default_budget_ms, "latency.default_budget_ms", source) <= 0:
-        raise PolicyConfigError(f"{source}: latency.default_budget_ms = {lat.default_budget_ms!r}: must be > 0")
-    if _number(lat.fallback_ms_per_gflop, "latency.fallback_ms_per_gflop", source) <= 0:
-        raise PolicyConfigError(f"{source}: latency.fallback_ms_per_gflop = {lat.fallback_ms_per_gflop!r}: must be > 0")
-    if acc.precision is not None and (not isinstance(acc.precision, str) or not acc.precision):
-        raise PolicyConfigError(f"{source}: accuracy.precision = {acc.precision!r}: must be a precision name or null")
-    _in_range(acc.default_floor, "accuracy.default_floor", source, 0.0, 1.0)
-
-    for name in ("slowdown", "energy"):
-        values = getattr(th, name)
-        if not isinstance(values, tuple) or len(values) != _LEVELS:
+def _check_order(cfg: PolicyConfig, source: str) -> None:
+    """The rules between values: they make the policy monotone (hotter or emptier never costs more)."""
+    th, tiers = cfg.thermal, cfg.battery.tiers
+    for i in range(1, _LEVELS):
+        if th.slowdown[i] < th.slowdown[i - 1]:
             raise PolicyConfigError(
-                f"{source}: thermal.{name} = {values!r}: must list {_LEVELS} numbers, one per level NONE..SHUTDOWN"
-            )
-    for i, x in enumerate(th.slowdown):
-        if _number(x, f"thermal.slowdown[{i}]", source) < 1.0:
-            raise PolicyConfigError(f"{source}: thermal.slowdown[{i}] = {x!r}: must be >= 1 (heat never speeds up)")
-        if i and x < th.slowdown[i - 1]:
-            raise PolicyConfigError(
-                f"{source}: thermal.slowdown[{i}] = {x!r}: must be >= thermal.slowdown[{i - 1}] = "
+                f"{source}: thermal.slowdown[{i}] = {th.slowdown[i]!r}: must be >= thermal.slowdown[{i - 1}] = "
                 f"{th.slowdown[i - 1]!r} (a hotter phone is never expected to be faster)"
             )
-    for i, x in enumerate(th.energy):
-        _in_range(x, f"thermal.energy[{i}]", source, 0.0, 1.0)
-        if i and x > th.energy[i - 1]:
+        if th.energy[i] > th.energy[i - 1]:
             raise PolicyConfigError(
-                f"{source}: thermal.energy[{i}] = {x!r}: must be <= thermal.energy[{i - 1}] = {th.energy[i - 1]!r} "
-                "(a hotter phone never gets more energy)"
+                f"{source}: thermal.energy[{i}] = {th.energy[i]!r}: must be <= thermal.energy[{i - 1}] = "
+                f"{th.energy[i - 1]!r} (a hotter phone never gets more energy)"
             )
-    thresholds = th.headroom_thresholds
-    if not isinstance(thresholds, tuple) or len(thresholds) > _LEVELS - 1:
-        raise PolicyConfigError(
-            f"{source}: thermal.headroom_thresholds = {thresholds!r}: at most {_LEVELS - 1} numbers (LIGHT ..)"
-        )
-    for i, x in enumerate(thresholds):
-        _number(x, f"thermal.headroom_thresholds[{i}]", source)
-        if i and x <= thresholds[i - 1]:
+    for i in range(1, len(th.headroom_thresholds)):
+        x, prev = th.headroom_thresholds[i], th.headroom_thresholds[i - 1]
+        if x <= prev:
             raise PolicyConfigError(
-                f"{source}: thermal.headroom_thresholds[{i}] = {x!r}: must be > the one before ({thresholds[i - 1]!r})"
+                f"{source}: thermal.headroom_thresholds[{i}] = {x!r}: must be > the one before ({prev!r})"
             )
-    _level(th.unknown_level, "thermal.unknown_level", source)
-    if not isinstance(th.ios_levels, tuple) or len(th.ios_levels) != 4:
-        raise PolicyConfigError(
-            f"{source}: thermal.ios_levels = {th.ios_levels!r}: must list 4 levels (nominal, fair, serious, critical)"
-        )
-    for i, x in enumerate(th.ios_levels):
-        _level(x, f"thermal.ios_levels[{i}]", source)
-        if i and x < th.ios_levels[i - 1]:
-            raise PolicyConfigError(f"{source}: thermal.ios_levels[{i}] = {x!r}: must be >= the one before")
-
-    if not isinstance(bat.tiers, tuple):
-        raise PolicyConfigError(f"{source}: battery.tiers = {bat.tiers!r}: must be a list of tiers")
-    for i, tier in enumerate(bat.tiers):
-        if not isinstance(tier, BatteryTier):
-            raise PolicyConfigError(f"{source}: battery.tiers[{i}] = {tier!r}: must be a BatteryTier")
-        below = _number(tier.below, f"battery.tiers[{i}].below", source)
-        if not 0.0 < below <= 1.0:
-            raise PolicyConfigError(f"{source}: battery.tiers[{i}].below = {tier.below!r}: must be in (0, 1]")
-        _in_range(tier.energy, f"battery.tiers[{i}].energy", source, 0.0, 1.0)
-        if i:
-            prev = bat.tiers[i - 1]
-            if tier.below <= prev.below:
-                raise PolicyConfigError(
-                    f"{source}: battery.tiers[{i}].below = {tier.below!r}: tiers must be sorted by `below`, "
-                    f"strictly increasing (previous {prev.below!r})"
-                )
-            if tier.energy < prev.energy:
-                raise PolicyConfigError(
-                    f"{source}: battery.tiers[{i}].energy = {tier.energy!r}: must be >= the lower tier's "
-                    f"{prev.energy!r} (an emptier battery never gets more energy)"
-                )
-    _in_range(bat.unknown_fraction, "battery.unknown_fraction", source, 0.0, 1.0)
-    _in_range(bat.power_save_energy, "battery.power_save_energy", source, 0.0, 1.0)
-    if not isinstance(bat.charging_ignores_battery, bool):
-        raise PolicyConfigError(
-            f"{source}: battery.charging_ignores_battery = {bat.charging_ignores_battery!r}: must be true or false"
-        )
-
-    _in_range(hy.upgrade_margin, "hysteresis.upgrade_margin", source, 0.0, 1.0, hi_open=True)
-    for name in ("min_dwell_up_s", "min_dwell_down_s"):
-        if _number(getattr(hy, name), f"hysteresis.{name}", source) < 0:
-            raise PolicyConfigError(f"{source}: hysteresis.{name} = {getattr(hy, name)!r}: must be >= 0")
+    for i in range(1, len(th.ios_levels)):
+        if th.ios_levels[i] < th.ios_levels[i - 1]:
+            raise PolicyConfigError(
+                f"{source}: thermal.ios_levels[{i}] = {th.ios_levels[i]!r}: must be >= the one before"
+            )
+    for i in range(1, len(tiers)):
+        tier, prev_tier = tiers[i], tiers[i - 1]
+        if tier.below <= prev_tier.below:
+            raise PolicyConfigError(
+                f"{source}: battery.tiers[{i}].below = {tier.below!r}: tiers must be sorted by `below`, "
+                f"strictly increasing (previous {prev_tier.below!r})"
+            )
+        if tier.energy < prev_tier.energy:
+            raise PolicyConfigError(
+                f"{source}: battery.tiers[{i}].energy = {tier.energy!r}: must be >= the lower tier's "
+                f"{prev_tier.energy!r} (an emptier battery never gets more energy)"
+            )
 
 
 def load_policy_config(path: str | Path) -> PolicyConfig:

@@ -1,0 +1,89 @@
+"""The JSON Schemas of a bundle's files (manifest.json, policy.json, the apps' latency files) and their one validator.
+
+The schemas ship in this package and are what the apps' parsers can rely on. Numbers must be finite
+(the apps' JSON parsers refuse NaN and Infinity). A subschema may carry an ``errorMessage``: the rule,
+in words, reported when a value breaks it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+__all__ = ["Violation", "first_violation", "load_schema"]
+
+_TYPE_RULES = {
+    "number": "must be a finite number",
+    "integer": "must be an integer",
+    "boolean": "must be true or false",
+    "object": "must be an object",
+    "array": "must be a list",
+    "string": "must be a string",
+}
+
+
+def _finite_number(_checker: Any, value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number),
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """The first rule a document breaks: where (``thermal.energy[2]``), the value found there, the rule in words,
+    and the validator's own message (e.g. "'median_ms' is a required property")."""
+
+    kind: str  # "missing" (a required key), "unknown" (a key the schema does not know) or "value"
+    where: str
+    value: Any
+    rule: str
+    message: str
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The shipped schema ``<name>.schema.json`` (manifest, policy, latency)."""
+    return json.loads(resources.files(__package__).joinpath(f"{name}.schema.json").read_text())
+
+
+def _where(path: Any, key: str | None = None) -> str:
+    text = ""
+    for part in [*path, *([key] if key is not None else [])]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _violation(error: ValidationError) -> Violation:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    path = error.absolute_path
+    if error.validator == "required":
+        missing = next(k for k in error.validator_value if k not in error.instance)
+        return Violation("missing", _where(path, missing), None, "every key is required", error.message)
+    if error.validator == "additionalProperties":
+        known = schema.get("properties", {})
+        unknown = sorted(set(error.instance) - set(known))[0]
+        rule = "known keys: " + ", ".join(_where(path, k) for k in sorted(known))
+        return Violation("unknown", _where(path, unknown), error.instance[unknown], rule, error.message)
+    if error.validator == "type":
+        expected = error.validator_value if isinstance(error.validator_value, str) else error.validator_value[0]
+        rule = _TYPE_RULES.get(expected, error.message)
+    else:
+        rule = schema.get("errorMessage", error.message)
+    return Violation("value", _where(path), error.instance, rule, error.message)
+
+
+def first_violation(document: Any, name: str) -> Violation | None:
+    """The first rule of schema ``name`` that ``document`` breaks, or None when it is valid."""
+    error = best_match(_Validator(load_schema(name)).iter_errors(document))
+    return None if error is None else _violation(error)
