@@ -8,13 +8,13 @@ Data: the first 3,000 images of the MNIST train split train every network; the o
 images are the held-out split the policies are fitted on (no network saw them); the 1,000 test
 images report everything.
 
-1. Training (PAPERS.md C) for MSDNet-tiny (28 px; one pass per step) and ResNet-20-ADN (16 px, to fit
+1. Training (IMTA: Li et al., ICCV 2019) for MSDNet-tiny (28 px; one pass per step) and ResNet-20-ADN (16 px, to fit
    the CPU budget; two ADN passes per step), following the IMTA paper's protocol: plain summed exit
    losses for E1 epochs; GE for E1 epochs (reported alone, "ge"); then, from that GE network, the
    frozen trunk's new ISC classifiers trained with OFA-KD for E2 more epochs (IMTA stage 2, cheap: only
    linear layers learn). With ``--ablations`` also OFA-KD alone for E1 epochs. Metric: mean anytime
    accuracy (the mean of the exits' test top-1; for the ADN model with super-net and base-net gates).
-2. Policies (PAPERS.md B) on every ResNet-20-ADN run: Bolukbasi's learned exit policy vs confidence
+2. Policies (Bolukbasi et al., ICML 2017) on every ResNet-20-ADN run: Bolukbasi's learned exit policy vs confidence
    thresholds fitted to the same held-out average cost, and each policy's lowest average cost at the
    super-net's accuracy minus one point (also network selection over the sub-networks).
 """

@@ -21,7 +21,7 @@ from .checkpoint import checkpoint_data, load_model
 from .data import sample_images
 from .metrics import accuracy
 from .models import AdnModel, Gates, all_gates
-from .models.cost import count_flops, count_params_used
+from .models.cost import subnet_costs
 from .models.norm_stats import recalibrate_norms, refinement_gaps
 from .pareto import pareto_front
 from .plots import plot_pareto
@@ -64,7 +64,8 @@ def evaluate(
         own = None
         if calibration is not None:
             own = accuracy(recalibrate_norms(copy.deepcopy(model), calibration, [g]), test, g)
-        rows.append((g, accuracy(model, test, g), count_flops(model, g), count_params_used(model, g), own))
+        cost = subnet_costs(model, [g])[0]
+        rows.append((g, accuracy(model, test, g), cost.flops, cost.params, own))
     front = set(pareto_front([r[2] for r in rows], [r[1] for r in rows]))
     return [
         SubnetResult(str(g), g.name, top1, flops, params, i in front, own)

@@ -1,4 +1,6 @@
-"""The official ADN layouts (../shared/adn-official) as state dicts, for the import and parity tests.
+"""The official ADN checkpoint layouts (tests/official/*.keys.json: keys, shapes, dtypes) as state dicts.
+
+Used by the import and parity tests.
 
 ``fill_state_dict`` gives every float tensor deterministic values seeded by its key alone, so the
 same weights come out whatever the key order; the expected logits in ``tests/expect/official_*.json``
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-ADN_OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "adn-official"
+ADN_OFFICIAL = Path(__file__).resolve().parent / "official"
 EXPECT = Path(__file__).resolve().parent / "expect"
 
 

@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def n_mandatory(n_blocks: int) -> int:
-    """Mandatory blocks of an n-block stage (PAPERS.md A): the first min(n-1, (n+1)//2) blocks."""
+    """Mandatory blocks of an n-block stage (ADN: Kang, NeurIPS 2024): the first min(n-1, (n+1)//2) blocks."""
     if n_blocks < 2:
         raise ValueError(f"an ADN stage needs at least 2 blocks (1 mandatory + 1 skippable), got {n_blocks}")
     return min(n_blocks - 1, (n_blocks + 1) // 2)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .adn import AdnModel
 from .gates import Gates, GatesLike, all_gates
+from .modes import eval_mode
 
 __all__ = ["SubnetCost", "count_flops", "count_params_used", "subnet_costs"]
 
@@ -21,9 +23,6 @@ class SubnetCost:
     flops: int
     params: int
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
 
 def _as_gates(model: AdnModel, gates: GatesLike) -> Gates:
     return Gates.coerce(gates, model.num_stages)
@@ -33,13 +32,8 @@ def count_flops(model: AdnModel, gates: GatesLike = None, image_size: int | None
     """FLOPs of one forward pass at batch 1, counted by ``torch.utils.flop_counter`` (conv, matmul, attention)."""
     spec = model.input_spec
     x = torch.zeros(1, spec.in_chans, image_size or spec.image_size, image_size or spec.image_size)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x, _as_gates(model, gates))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, _as_gates(model, gates))
     return int(counter.get_total_flops())
 
 
@@ -48,20 +42,18 @@ def count_params_used(model: AdnModel, gates: GatesLike = None, image_size: int 
     spec = model.input_spec
     x = torch.randn(1, spec.in_chans, image_size or spec.image_size, image_size or spec.image_size)
     params = [p for p in model.parameters() if p.requires_grad]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            out = model(x, _as_gates(model, gates))
-            grads = torch.autograd.grad(out.sum(), params, allow_unused=True)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.enable_grad():
+        out = model(x, _as_gates(model, gates))
+        grads = torch.autograd.grad(out.sum(), params, allow_unused=True)
     return sum(p.numel() for p, g in zip(params, grads) if g is not None)
 
 
-def subnet_costs(model: AdnModel, image_size: int | None = None) -> list[SubnetCost]:
-    """FLOPs and used parameters of every gate setting, super-net first."""
+def subnet_costs(
+    model: AdnModel, settings: Sequence[Gates] | None = None, image_size: int | None = None
+) -> list[SubnetCost]:
+    """FLOPs and used parameters of each gate setting (default every one, super-net first): the cost columns of
+    eval.json and manifest.json."""
     return [
         SubnetCost(str(g), count_flops(model, g, image_size), count_params_used(model, g, image_size))
-        for g in all_gates(model.num_stages)
+        for g in (all_gates(model.num_stages) if settings is None else settings)
     ]

@@ -8,7 +8,7 @@ As in the official code, gate 0 also switches the stem conv ``features.0`` and t
 ``features.8``; so ``forward_stage(0)`` runs ``features.0..2`` and ``forward_stage(4)`` runs
 ``features.6..8`` (the stem is the identity), and a stage lowered on its own holds every layer its gate
 switches. State-dict keys, shapes and order are the official ones
-(../shared/adn-official/mobilenet_v2_adn.keys.json).
+(tests/official/mobilenet_v2_adn.keys.json).
 """
 
 from __future__ import annotations

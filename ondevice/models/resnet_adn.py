@@ -3,7 +3,7 @@
 Each stage ``layerX`` is split into mandatory blocks (the first ``n_mandatory(n)``) and skippable
 blocks (the rest). Mandatory blocks own ``bn*_skip`` twins used when their stage is skipped; the
 stem, the downsample BNs and ``fc`` are never switched. State-dict keys are torchvision's plus the
-``*_skip`` norms, exactly as in the official checkpoints (../shared/adn-official/resnet50_adn.keys.json).
+``*_skip`` norms, exactly as in the official checkpoints (tests/official/resnet50_adn.keys.json).
 """
 
 from __future__ import annotations

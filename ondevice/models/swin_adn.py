@@ -6,7 +6,7 @@ LayerNorm, global average pool and ``head``. Each stage's first ``n_mandatory(de
 mandatory and own ``norm1_skip``/``norm2_skip``; the rest are skippable. Every patch merging owns
 a ``norm_skip`` and follows the gate of the stage *after* it, so stage ``s`` here is
 "merge into stage s, then its blocks". ``pre``, ``norm`` and ``head`` are never switched.
-State-dict keys are the official checkpoints' (../shared/adn-official/swin_t_adn.keys.json):
+State-dict keys are the official checkpoints' (tests/official/swin_t_adn.keys.json):
 torchvision's ``features.0`` is ``pre`` and torchvision's ``features.k+1`` is ``features.k``.
 """
 

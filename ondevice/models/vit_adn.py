@@ -5,7 +5,7 @@ of ``layers_per_stage`` (3 for ViT-B/16: 12 layers, 4 gates); the last layer of 
 is skippable, the others are mandatory and own ``ln_1_skip``/``ln_2_skip`` twins used when their
 stage is skipped. ``conv_proj``, ``class_token``, ``encoder.pos_embedding``, ``encoder.ln`` and
 ``heads.head`` are never switched. State-dict keys are torchvision's ``vit_b_16`` plus the
-``*_skip`` norms, exactly as in the official checkpoints (../shared/adn-official/vit_b_16_adn.keys.json).
+``*_skip`` norms, exactly as in the official checkpoints (tests/official/vit_b_16_adn.keys.json).
 """
 
 from __future__ import annotations
