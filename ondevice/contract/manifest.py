@@ -6,14 +6,13 @@ validates it against ``manifest.schema.json`` and rejects other versions with a 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..atomic import write_json_atomic
 from ..models import Gates, base_net, super_net
-from .schemas import first_violation
+from .schemas import first_violation, read_bundle_json
 
 __all__ = [
     "GATE_SEMANTICS",
@@ -66,15 +65,9 @@ def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dic
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
     """Read and validate a bundle's manifest (``path`` is the file or the bundle directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no manifest at {path}; create a bundle with `ondevice export CHECKPOINT --out DIR`")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ManifestError(f"{path} is not valid JSON ({err}); re-export the bundle") from None
+    path, manifest = read_bundle_json(
+        path, MANIFEST_NAME, missing="create a bundle with `ondevice export CHECKPOINT --out DIR`", error=ManifestError
+    )
     return validate_manifest(manifest, str(path))
 
 

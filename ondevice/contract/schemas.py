@@ -12,12 +12,13 @@ import math
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-__all__ = ["Violation", "first_violation", "load_schema"]
+__all__ = ["Violation", "first_violation", "load_schema", "read_bundle_json"]
 
 _TYPE_RULES = {
     "number": "must be a finite number",
@@ -81,6 +82,25 @@ def _violation(error: ValidationError) -> Violation:
     else:
         rule = schema.get("errorMessage", error.message)
     return Violation("value", _where(path), error.instance, rule, error.message)
+
+
+def read_bundle_json(path: str | Path, file_name: str, *, missing: str, error: type[ValueError]) -> tuple[Path, Any]:
+    """(the file, its JSON) for ``path``, a bundle file or the bundle directory holding ``file_name``.
+
+    ``missing``: how to create the file, said when it does not exist; an unreadable file or invalid JSON
+    raises ``error`` naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
+    if not path.is_file():
+        raise FileNotFoundError(f"no {file_name} at {path}; {missing}")
+    try:
+        return path, json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise error(f"{path} cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise error(f"{path} is not valid JSON ({err})") from None
 
 
 def first_violation(document: Any, name: str) -> Violation | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ..atomic import write_json_atomic
-from ..contract.schemas import first_violation
+from ..contract.schemas import first_violation, read_bundle_json
 from .state import Thermal
 
 __all__ = [
@@ -235,15 +235,9 @@ def _check_order(cfg: PolicyConfig, source: str) -> None:
 
 def load_policy_config(path: str | Path) -> PolicyConfig:
     """Read a policy.json (``path`` is the file or the bundle directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / POLICY_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no policy at {path}; write one with `ondevice policy init BUNDLE`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PolicyConfigError(f"{path} is not valid JSON ({err})") from None
+    path, data = read_bundle_json(
+        path, POLICY_NAME, missing="write one with `ondevice policy init BUNDLE`", error=PolicyConfigError
+    )
     return PolicyConfig.from_dict(data, str(path))
 
 
