@@ -12,13 +12,13 @@ from ondevice.bundle import export_bundle
 from ondevice.checkpoint import load_checkpoint, load_model, save_checkpoint
 from ondevice.cli import main
 from ondevice.contract.manifest import load_manifest
-from ondevice.export.executorch import _load_program, export_executorch, gates_tensor
-from ondevice.models import all_gates, model_segments, super_net
+from ondevice.export.executorch import _load_program, export_executorch
+from ondevice.models import all_gates, gates_tensor, model_segments, super_net
+from ondevice.qat import QatConfig, qat_finetune
+from ondevice.quant import RECIPES, RecipeError, get_recipe, segment_quantizer
+from ondevice.quant.pt2e import check_observed, prepare_segment, quantize_segments_pt2e
 from ondevice.runtime import load_bundle
 from ondevice.train import TrainConfig, train
-from quant import RECIPES, RecipeError, get_recipe, segment_quantizer
-from quant.pt2e import check_observed, prepare_segment, quantize_segments_pt2e
-from quant.qat import QatConfig, qat_finetune
 
 EXECUTORCH_RECIPES = [name for name, r in RECIPES.items() if r.format == "executorch"]
 TINY = {"model": "resnet10_adn", "data": "digits", "image_size": 16, "limit": 160, "batch_size": 32, "epochs": 1}

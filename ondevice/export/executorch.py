@@ -58,7 +58,7 @@ HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scal
 # Ratio |scale_skip / scale_main| above which a *_skip norm keeps its own folded conv (precision).
 _MAX_NORM_RATIO = 64.0
 
-# Quantization of a program's segments (the quant package's recipes): float segments -> quantized segments.
+# Quantization of a program's segments (the recipes of ``ondevice.quant``): float segments -> quantized segments.
 QuantizeSegments = Callable[[Segments], Segments]
 
 
@@ -382,7 +382,7 @@ def export_executorch(
     Args:
         model: the ADN model (put in eval mode here).
         path: the .pte to write (atomically, after the checks pass).
-        quantize: float segments -> quantized segments (a recipe of the ``quant`` package); parity is then
+        quantize: float segments -> quantized segments (a recipe of ``ondevice.quant``); parity is then
             checked against the quantized segments run eagerly, as one chain per sub-network.
         share_weights: False (default, fastest): mandatory convs folded with each norm, stored twice.
             "skip" (or True): stored once, the skip branches pay a per-channel affine per rewritten norm;

@@ -1,9 +1,9 @@
 """Quantization recipes: the names the CLI, the export and the study accept, and what each one does.
 
-A recipe targets one export format. ExecuTorch recipes turn the float segments of the gated program
-(``ondevice.models.Segments``) into quantized segments, which the exporter lowers to XNNPACK as it
-does float ones, so every recipe keeps the one-program, switchable-gates layout. Core ML recipes
-compress the weights of the multifunction package.
+A recipe targets one export format. ExecuTorch recipes carry their own ``quantize``: float segments
+of the gated program (``ondevice.models.Segments``) -> quantized segments, which the exporter lowers
+to XNNPACK as it does float ones, so every recipe keeps the one-program, switchable-gates layout.
+Core ML recipes compress the weights of the multifunction package.
 
 Recipes checked end to end here and *not* offered (each fails on the pinned stack):
 see ``NOT_OFFERED``.
@@ -12,17 +12,23 @@ see ``NOT_OFFERED``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from torch import Tensor
 
-from ondevice.models import Segments
+from ..models import Segments
+from .errors import RecipeError
+from .linear import quantize_segments_linear
+from .pt2e import check_calibration, quantize_segments_pt2e
 
-__all__ = ["NOT_OFFERED", "RECIPES", "Recipe", "RecipeError", "get_recipe", "segment_quantizer"]
+__all__ = ["NOT_OFFERED", "RECIPES", "Recipe", "RecipeError", "SegmentsQuantizer", "get_recipe", "segment_quantizer"]
 
 
-class RecipeError(ValueError):
-    """An unknown recipe name, a recipe for another format, or calibration data that cannot be used."""
+class SegmentsQuantizer(Protocol):
+    """An ExecuTorch recipe's own quantization: float segments (+ calibration images) -> quantized segments."""
+
+    def __call__(self, segments: Segments, calibration: Tensor | None, *, progress: bool) -> Segments: ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class Recipe:
     needs_calibration: bool = False
     parity_rtol: float = 0.0
     compression: str | None = None  # Core ML: the mode of ondevice.export.coreml
+    quantize: SegmentsQuantizer | None = field(default=None, repr=False)  # ExecuTorch: segments -> quantized
 
 
 # Program vs the quantized segments run eagerly: XNNPACK's integer kernels and PyTorch's reference int8 ops round
@@ -51,6 +58,9 @@ RECIPES: dict[str, Recipe] = {
             "calibrated on every gate setting (each segment quantized before it is lowered)",
             needs_calibration=True,
             parity_rtol=QUANT_PARITY_RTOL,
+            quantize=lambda segments, calibration, *, progress: quantize_segments_pt2e(
+                segments, calibration, progress=progress
+            ),
         ),
         Recipe(
             "int8-dynamic",
@@ -58,6 +68,9 @@ RECIPES: dict[str, Recipe] = {
             "PT2E dynamic int8, XNNPACK quantizer: per-channel int8 weights of convs and linears, activations "
             "quantized at run time (no calibration)",
             parity_rtol=QUANT_PARITY_RTOL,
+            quantize=lambda segments, _, *, progress: quantize_segments_pt2e(
+                segments, None, dynamic=True, progress=progress
+            ),
         ),
         Recipe(
             "8da4w",
@@ -65,6 +78,7 @@ RECIPES: dict[str, Recipe] = {
             "torchao Int8DynamicActivationIntxWeightConfig: int4 weights in groups of 32 and dynamic int8 "
             "activations on Linear layers (transformer MLPs and heads); convs stay fp32",
             parity_rtol=QUANT_PARITY_RTOL,
+            quantize=lambda segments, _, *, progress: quantize_segments_linear(segments, "8da4w"),
         ),
         Recipe(
             "8da8w",
@@ -72,6 +86,7 @@ RECIPES: dict[str, Recipe] = {
             "torchao Int8DynamicActivationIntxWeightConfig: per-channel int8 weights and dynamic int8 "
             "activations on Linear layers; convs stay fp32",
             parity_rtol=QUANT_PARITY_RTOL,
+            quantize=lambda segments, _, *, progress: quantize_segments_linear(segments, "8da8w"),
         ),
         Recipe(
             "coreml-int8",
@@ -118,17 +133,9 @@ def segment_quantizer(
     ``calibration``: float images [N, C, H, W] (normalized as the model expects) for recipes that need them.
     """
     recipe = get_recipe(recipe, "executorch") if isinstance(recipe, str) else recipe
+    quantize = recipe.quantize
+    if quantize is None:
+        raise RecipeError(f"recipe {recipe.name!r} is for {recipe.format}, not executorch: it quantizes no segments")
     if recipe.needs_calibration:
-        from .pt2e import check_calibration
-
         check_calibration(calibration, recipe.name)
-    if recipe.name in ("int8-static", "int8-dynamic"):
-        from .pt2e import quantize_segments_pt2e
-
-        dynamic = recipe.name == "int8-dynamic"
-        return lambda segments: quantize_segments_pt2e(
-            segments, None if dynamic else calibration, dynamic=dynamic, progress=progress
-        )
-    from .linear import quantize_segments_linear
-
-    return lambda segments: quantize_segments_linear(segments, recipe.name)
+    return lambda segments: quantize(segments, calibration, progress=progress)

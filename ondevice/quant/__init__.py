@@ -1,4 +1,4 @@
-"""Quantization recipes (torchao / PT2E, Core ML) for gated ADN programs, QAT, and the quantization study."""
+"""Quantization recipes (torchao / PT2E, Core ML) for gated ADN programs: float segments -> quantized segments."""
 
 from .recipes import NOT_OFFERED, RECIPES, Recipe, RecipeError, get_recipe, segment_quantizer
 

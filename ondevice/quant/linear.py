@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from ondevice.models import Segments
+from ..models import Segments
 
 __all__ = ["linear_config", "quantize_segments_linear"]
 

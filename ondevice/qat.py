@@ -13,7 +13,6 @@ resumes from its last epoch (``--resume``); the fake-quant ranges are re-estimat
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ondevice.checkpoint import checkpoint_data, load_checkpoint, load_model, save_checkpoint
-from ondevice.metrics import accuracy
-from ondevice.models import base_net, model_segments, super_net
-from ondevice.train import TrainConfig, step_function
-
-from .pt2e import export_for_quantization, xnnpack_quantizer
+from .checkpoint import checkpoint_data, load_checkpoint, load_model, save_checkpoint
+from .metrics import accuracy
+from .models import base_net, model_segments, super_net
+from .quant.pt2e import export_for_quantization, xnnpack_quantizer
+from .train import TrainConfig, run_epoch, step_function
 
 __all__ = ["QatConfig", "qat_finetune"]
 
@@ -93,18 +91,13 @@ def qat_finetune(
         start_epoch, history = state["epoch"], state["history"]
     step = step_function(train_cfg, n)
     for epoch in range(start_epoch, cfg.epochs):  # the captured segments stay in training mode
-        start = time.perf_counter()
-        bar = tqdm(loader, desc=f"qat epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
-        for x, y in bar:
-            optimizer.zero_grad(set_to_none=True)
-            losses = step(net, x, y, torch.Generator())
-            optimizer.step()
-            scheduler.step()
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+        gate_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101)  # sandwich picks, as in train
+        desc = f"qat epoch {epoch + 1}/{cfg.epochs}"
+        seconds = run_epoch(net, loader, step, optimizer, scheduler, gate_rng, desc=desc, progress=progress)["seconds"]
         model.eval()
         record = {
             "epoch": epoch + 1,
-            "seconds": time.perf_counter() - start,
+            "seconds": seconds,
             "test_top1_super_fp32": accuracy(model, data.test, super_net(n)),
             "test_top1_base_fp32": accuracy(model, data.test, base_net(n)),
         }

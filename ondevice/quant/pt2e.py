@@ -1,8 +1,8 @@
 """PT2E int8 (static and dynamic) of a gated program's segments with the XNNPACK quantizer.
 
 PT2E inserts no quantize/dequantize nodes inside ``torch.cond`` branches, so each segment (stage i
-skipped / run) is quantized on its own before it is lowered (DESIGN.md). Static int8 needs the range
-of every activation: the prepared segments are calibrated by running the chain of every covering
+skipped / run) is quantized on its own before it is lowered. Static int8 needs the range of every
+activation: the prepared segments are calibrated by running the chain of every covering
 gate setting, so each segment's observers see the inputs that every upstream path gives it, and the
 ``*_skip`` norms of mandatory blocks see data at all. A segment that saw none is an error.
 """
@@ -15,10 +15,9 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ondevice.models import Gates, Segments, covering_gates
-from ondevice.models.segments import segment_label
-
-from .recipes import RecipeError
+from ..models import Gates, Segments, covering_gates
+from ..models.segments import segment_label
+from .errors import RecipeError
 
 __all__ = ["CALIBRATION_BATCH", "calibrate", "check_calibration", "prepare_segment", "quantize_segments_pt2e"]
 
