@@ -11,9 +11,6 @@ import argparse
 import importlib
 import importlib.util
 import json
-import shutil
-import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,12 +19,15 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
+from .atomic import atomic_dir
 from .checkpoint import checkpoint_data, load_model
 from .contract.manifest import MANIFEST_NAME, new_manifest, save_manifest
 from .data import sample_images
+from .evaluate import EVAL_JSON, evaluate
 from .models import AdnModel, Gates
-from .models.cost import count_flops, count_params_used
+from .models.cost import subnet_costs
 from .policy.config import write_policy_json
+from .quant import get_recipe, segment_quantizer
 
 __all__ = [
     "FORMATS",
@@ -39,7 +39,6 @@ __all__ = [
     "resolve_formats",
 ]
 
-EVAL_JSON = "eval.json"
 # format -> (file in the bundle, modules it needs, how to install them)
 FORMATS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "executorch": ("model.pte", ("executorch",), "pip install executorch==1.5.1 (a dependency of ondevice)"),
@@ -123,8 +122,6 @@ def _accuracy_rows(
         for row in rows:
             Gates.parse(row["gates"], model.num_stages)
         return rows, str(path)
-    from .evaluate import evaluate
-
     cfg = state["train_config"]
     data = checkpoint_data(state, data_root)
     rows = [vars(r) for r in evaluate(model, data.test, progress=False)]
@@ -138,13 +135,13 @@ def build_manifest(
     spec = state.get("data_spec") or {}
     class_names = spec.get("class_names") or [str(i) for i in range(_num_classes(model))]
     subnets = []
-    for row in rows:
-        gates = Gates.parse(row["gates"], model.num_stages)
+    settings = [Gates.parse(row["gates"], model.num_stages) for row in rows]
+    for row, gates, cost in zip(rows, settings, subnet_costs(model, settings), strict=True):
         subnet = {
             "gates": str(gates),
             "name": gates.name,
-            "flops": count_flops(model, gates),
-            "params": count_params_used(model, gates),
+            "flops": cost.flops,
+            "params": cost.params,
             "accuracy": {"fp32": float(row["top1"])},
         }
         if "pareto" in row:
@@ -186,7 +183,7 @@ def export_bundle(
     Accuracy per sub-network comes from ``eval_json`` or the ``eval.json`` of the checkpoint's run (see
     :func:`find_eval_json`); without one, every sub-network is evaluated on the test split first.
     FLOPs and parameters are counted here. Each format checks its own parity before anything is moved.
-    ``quant`` names a recipe of the ``quant`` package for the one format it targets: ExecuTorch recipes are
+    ``quant`` names a recipe of ``ondevice.quant`` for the one format it targets: ExecuTorch recipes are
     calibrated on ``calibration`` training images where they need it, and the quantized program's top-1 on the
     test split is recorded per sub-network under the recipe's name. ``share_weights`` goes to
     :func:`ondevice.export.executorch.export_executorch`.
@@ -207,17 +204,15 @@ def export_bundle(
         settings = [Gates.parse(s["gates"]) for s in manifest["subnets"] if s.get("pareto")]
     data = _program_test_data(state, data_root, recipe, names, log)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
-    try:
+    with atomic_dir(out_dir) as scratch:  # a killed or failed export leaves the previous bundle whole
+        bundle = scratch / out_dir.name
+        bundle.mkdir()
         for fmt, export in exporters.items():
-            target = scratch / FORMATS[fmt][0]
+            target = bundle / FORMATS[fmt][0]
             log(f"exporting {fmt} -> {out_dir / target.name}" + (f" ({recipe.name})" if recipe else ""))
             if fmt == "executorch":
                 quantize, rtol = None, 0.0
                 if recipe is not None:
-                    from quant import segment_quantizer
-
                     images = calibration_images(data.train, calibration, seed=state["train_config"]["seed"])
                     quantize, rtol = segment_quantizer(recipe, images), recipe.parity_rtol
                 entry = export(model, target, quantize=quantize, rtol=rtol, share_weights=share_weights)
@@ -228,16 +223,13 @@ def export_bundle(
             manifest["formats"][fmt] = entry
         if recipe is not None:
             manifest["precision"] = {"name": recipe.name, "recipe": recipe.summary, "format": recipe.format}
-        save_manifest(scratch / MANIFEST_NAME, manifest)
+        save_manifest(bundle / MANIFEST_NAME, manifest)
         if data is not None:
             if recipe is not None:
                 manifest["precision"]["calibration_images"] = calibration if recipe.needs_calibration else 0
-            _record_program_accuracy(scratch, manifest, data.test, recipe.name if recipe else "fp32", log)
-            save_manifest(scratch / MANIFEST_NAME, manifest)
-        write_policy_json(scratch)
-        _replace_dir(scratch, out_dir)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            _record_program_accuracy(bundle, manifest, data.test, recipe.name if recipe else "fp32", log)
+            save_manifest(bundle / MANIFEST_NAME, manifest)
+        write_policy_json(bundle)
     return manifest
 
 
@@ -245,8 +237,6 @@ def _check_recipe(quant: str | None, formats: list[str]) -> Any:
     """The recipe for ``--quant`` (None: float), checked against the formats exported with it."""
     if quant is None:
         return None
-    from quant import get_recipe
-
     recipe = get_recipe(quant)
     if formats != [recipe.format]:
         raise ValueError(
@@ -303,18 +293,6 @@ def _check_out_dir(target: Path) -> None:
         raise FileExistsError(f"{target} exists and is not a bundle (no {MANIFEST_NAME}); choose another --out")
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``; an existing bundle there is renamed aside first and removed after."""
-    old = None
-    if target.exists():
-        _check_out_dir(target)
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-        target.rename(old / target.name)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------------------------------
 # CLI
 
@@ -341,7 +319,7 @@ def add_export_parser(verbs: Any) -> None:
         "--quant",
         default=None,
         metavar="RECIPE",
-        help="quantization recipe (`ondevice quant-recipes` lists them); the manifest records its top-1",
+        help="quantization recipe (`ondevice quant recipes` lists them); the manifest records its top-1",
     )
     p.add_argument(
         "--calibration",
@@ -349,26 +327,21 @@ def add_export_parser(verbs: Any) -> None:
         default=DEFAULT_CALIBRATION,
         help="training images that calibrate static int8 (default %(default)s)",
     )
+    p.set_defaults(run=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Run ``ondevice export``; a missing extra or a failed check is an error message, not a traceback."""
-    from .export.executorch import ExportError
-
-    try:
-        manifest = export_bundle(
-            args.checkpoint,
-            args.out,
-            args.format,
-            eval_json=args.eval_json,
-            data_root=args.data_root,
-            quant=args.quant,
-            calibration=args.calibration,
-            share_weights=False if args.share_weights == "none" else args.share_weights,
-        )
-    except (MissingExtraError, ExportError, FileExistsError, ValueError) as err:
-        print(f"ondevice export: error: {err}", file=sys.stderr)
-        return 2
+    """Run ``ondevice export`` (the CLI reports a missing extra or a failed check as an error message)."""
+    manifest = export_bundle(
+        args.checkpoint,
+        args.out,
+        args.format,
+        eval_json=args.eval_json,
+        data_root=args.data_root,
+        quant=args.quant,
+        calibration=args.calibration,
+        share_weights=False if args.share_weights == "none" else args.share_weights,
+    )
     for fmt, entry in manifest["formats"].items():
         size = entry.get("size_bytes")
         print(f"{fmt:<11} {Path(args.out) / entry['file']}" + (f"  {size / 1e6:.2f} MB" if size else ""))

@@ -6,9 +6,12 @@ gates, and the same sub-network of a random-skip (LayerDrop-style) model; with t
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .atomic import write_json_atomic
 from .checkpoint import load_model
@@ -17,9 +20,9 @@ from .metrics import accuracy
 from .models import AdnModel, all_gates
 from .models.cost import count_flops
 from .plots import plot_compare
-from .train import TrainConfig, train
+from .train import TrainConfig, add_train_args, config_from_args, train
 
-__all__ = ["CompareReport", "compare_training"]
+__all__ = ["CompareReport", "add_compare_parser", "compare_training"]
 
 
 @dataclass
@@ -93,3 +96,18 @@ def _markdown(rows: list[dict], seconds: dict[str, float], cfg: TrainConfig) -> 
         f"{seconds['random-skip']:.0f} s, static {total_static:.0f} s for {len(rows)} separate networks.",
     ]
     return "\n".join(lines)
+
+
+def add_compare_parser(verbs: Any) -> None:
+    """``ondevice compare``."""
+    compare = verbs.add_parser("compare", help="ADN vs individually trained static nets vs random-skip, one run")
+    add_train_args(compare, TrainConfig())
+    compare.add_argument("--out", default="ondevice-compare")
+    compare.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    report = compare_training(config_from_args(args), Path(args.out))
+    print(report.markdown)
+    print(json.dumps({"out": str(args.out)}))
+    return 0

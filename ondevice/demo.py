@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from .policy.simulate import SimConfig, format_report, simulate_bundle
 from .profile import format_latency_table, profile_bundle
 from .train import TrainConfig, train
 
-__all__ = ["format_precision_table", "run_demo"]
+__all__ = ["add_demo_parser", "format_precision_table", "run_demo"]
 
 
 def run_demo(out: Path, *, epochs: int = 4, seed: int = 0) -> None:
@@ -71,3 +72,17 @@ def format_precision_table(fp32: dict[str, Any], quantized: dict[str, Any], devi
         )
     lines.append(f"program size: fp32 {size32:.2f} MB, {name} {sizeq:.2f} MB ({sizeq / size32:.2f}x)")
     return "\n".join(lines)
+
+
+def add_demo_parser(verbs: Any) -> None:
+    """``ondevice demo``."""
+    demo = verbs.add_parser("demo", help="train the default ADN on the embedded MNIST and evaluate it")
+    demo.add_argument("--out", default="ondevice-demo")
+    demo.add_argument("--epochs", type=int, default=4)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    run_demo(Path(args.out), epochs=args.epochs, seed=args.seed)
+    return 0

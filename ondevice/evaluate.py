@@ -8,9 +8,11 @@ or whether norm statistics, not weights, hold some sub-networks back.
 
 from __future__ import annotations
 
+import argparse
 import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 from torch.utils.data import TensorDataset
@@ -26,7 +28,7 @@ from .models.norm_stats import recalibrate_norms, refinement_gaps
 from .pareto import pareto_front
 from .plots import plot_pareto
 
-__all__ = ["SubnetResult", "evaluate", "evaluate_checkpoint", "format_table", "full_front_shortfall"]
+__all__ = ["SubnetResult", "add_eval_parser", "evaluate", "evaluate_checkpoint", "format_table", "full_front_shortfall"]
 
 EVAL_JSON = "eval.json"
 PARETO_PNG = "pareto.png"
@@ -140,3 +142,26 @@ def format_table(rows: list[SubnetResult]) -> str:
             f"{'*' if r.pareto else ''}"
         )
     return "\n".join(lines)
+
+
+def add_eval_parser(verbs: Any) -> None:
+    """``ondevice eval CHECKPOINT``."""
+    evaluate = verbs.add_parser("eval", help="checkpoint -> eval.json + pareto.png (every sub-network)")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--out", default=None, help="output directory (default: the checkpoint's directory)")
+    evaluate.add_argument("--data-root", default=None, help="override the data directory of the checkpoint")
+    evaluate.add_argument(
+        "--diagnostic-images",
+        type=int,
+        default=1000,
+        help="training images to re-estimate each sub-network's own norm statistics (0: no diagnostics)",
+    )
+    evaluate.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent
+    rows = evaluate_checkpoint(args.checkpoint, out, data_root=args.data_root, diagnostic_images=args.diagnostic_images)
+    print(format_table(rows))
+    print(f"wrote {out / EVAL_JSON} and {out / 'pareto.png'}")
+    return 0

@@ -352,6 +352,7 @@ def add_profile_parser(verbs: Any) -> None:
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory probe")
     p.add_argument("--merge", default=None, metavar="FILE", help="merge a latency JSON written by a demo app instead")
     p.add_argument("--operators", action="store_true", help="also a per-operator breakdown (ETDump) of the super-net")
+    p.set_defaults(run=run_profile)
 
 
 def run_profile(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ few classes of the data sets here all logits are used.
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Callable
@@ -45,7 +46,10 @@ __all__ = [
     "StepFn",
     "TrainConfig",
     "TrainingMethod",
+    "add_train_args",
+    "add_train_parsers",
     "adn_distillation_loss",
+    "config_from_args",
     "feature_distillation_loss",
     "norm_settings",
     "precise_norms",
@@ -483,3 +487,91 @@ def _gather_rng_states(ddp: _Distributed) -> list[Tensor]:
     gathered: list[Any] = [None] * ddp.world_size
     dist.all_gather_object(gathered, state)
     return gathered
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _add_entry_contexts_arg(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    p.add_argument(
+        "--entry-contexts",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.entry_contexts,
+        help="entry norms keep statistics per gate of the previous stage",
+    )
+
+
+def add_train_args(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """The options ``ondevice train`` shares with ``ondevice compare``: data, schedule, norm statistics."""
+    p.add_argument("--model", default=defaults.model, help="registry name (see `ondevice models`)")
+    p.add_argument("--data", default=defaults.data, help="mnist (embedded), digits, imagefolder, cifar10")
+    p.add_argument("--data-root", default=None, help="directory for imagefolder / cifar10")
+    p.add_argument("--image-size", type=int, default=None, help="resize images to this size")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--norm-images",
+        type=int,
+        default=defaults.norm_images,
+        help="training images for exact norm statistics after training (0: keep the momentum averages)",
+    )
+    _add_entry_contexts_arg(p, defaults)
+
+
+def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:
+    """The ``TrainConfig`` the parsed options describe."""
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in known}
+    return TrainConfig(**{**values, **overrides})
+
+
+def add_train_parsers(verbs: Any) -> None:
+    """``ondevice train`` and ``ondevice recalibrate``."""
+    defaults = TrainConfig()
+    train = verbs.add_parser("train", help="data -> checkpoint (ADN self-distillation or a baseline)")
+    add_train_args(train, defaults)
+    train.add_argument("--method", choices=list(METHODS), default=defaults.method)
+    train.add_argument("--gates", default=None, help="static: the gate setting to train, e.g. TTF")
+    train.add_argument("--skip-prob", type=float, default=defaults.skip_prob, help="random-skip: P(stage skipped)")
+    train.add_argument("--alpha", type=float, default=defaults.alpha, help="adn: super-net CE weight")
+    train.add_argument("--temperature", type=float, default=defaults.temperature, help="adn: KD temperature")
+    train.add_argument(
+        "--sandwich", type=int, default=defaults.sandwich, help="adn: mixed sub-networks distilled per step (0: paper)"
+    )
+    train.add_argument(
+        "--feature-kd", type=float, default=defaults.feature_kd, help="adn: weight of stage-output distillation"
+    )
+    train.add_argument("--init-from", default=None, help="exits-isc/imta: stage-1 checkpoint (e.g. an exits-ge run)")
+    train.add_argument("--ofa-gamma", type=float, default=defaults.ofa_gamma, help="exits-ofa/imta: KD weight")
+    train.add_argument("--ofa-temperature", type=float, default=defaults.ofa_temperature, help="OFA-KD temperature")
+    train.add_argument("--out", required=True, help="run directory (checkpoint.pt is written there each epoch)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.set_defaults(run=_run_train)
+
+    recalibrate = verbs.add_parser(
+        "recalibrate", help="checkpoint -> a copy with exact norm statistics (for checkpoints trained without them)"
+    )
+    recalibrate.add_argument("checkpoint")
+    recalibrate.add_argument("--out", required=True, help="the new checkpoint (must not exist)")
+    recalibrate.add_argument("--images", type=int, default=defaults.norm_images, help="training images to use")
+    _add_entry_contexts_arg(recalibrate, defaults)
+    recalibrate.add_argument("--data-root", default=None, help="override the data directory of the checkpoint")
+    recalibrate.set_defaults(run=_run_recalibrate)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    path = train(config_from_args(args), args.out, resume=args.resume)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _run_recalibrate(args: argparse.Namespace) -> int:
+    path = recalibrate_checkpoint(
+        args.checkpoint, args.out, images=args.images, entry_contexts=args.entry_contexts, data_root=args.data_root
+    )
+    print(f"checkpoint with exact norm statistics: {path}")
+    return 0

@@ -19,6 +19,7 @@ def _floats(text: str) -> list[float]:
 def add_exits_parser(verbs: Any) -> None:
     """Register ``ondevice exits eval`` and ``ondevice exits export`` under the main parser's subcommands."""
     exits = verbs.add_parser("exits", help="early exits: anytime accuracy and exit policies of a multi-exit checkpoint")
+    exits.set_defaults(run=run_exits)
     sub = exits.add_subparsers(dest="exits_verb", required=True, metavar="ACTION")
     ev = sub.add_parser("eval", help="checkpoint -> exits.json + exits.png (anytime accuracy, policy curves)")
     ev.add_argument("checkpoint", help="a checkpoint trained with --method exits-*")

@@ -19,6 +19,7 @@ __all__ = ["add_policy_parser", "run_policy"]
 def add_policy_parser(verbs: Any) -> argparse.ArgumentParser:
     """Add ``policy`` and its actions to the main parser's subparsers."""
     policy = verbs.add_parser("policy", help="battery/thermal-aware choice of a sub-network: decide, simulate, vectors")
+    policy.set_defaults(run=run_policy)
     actions = policy.add_subparsers(dest="policy_verb", required=True, metavar="ACTION")
 
     decide = actions.add_parser("decide", help="print the sub-network chosen for one device state, and why")
