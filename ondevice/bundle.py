@@ -24,6 +24,7 @@ from .checkpoint import checkpoint_data, load_model
 from .contract.manifest import MANIFEST_NAME, new_manifest, save_manifest
 from .data import sample_images
 from .evaluate import EVAL_JSON, evaluate
+from .export.common import MAX_DEFAULT_SUBNETS
 from .models import AdnModel, Gates
 from .models.cost import subnet_costs
 from .policy.config import write_policy_json
@@ -46,8 +47,6 @@ FORMATS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "tflite": ("model.tflite", ("litert_torch", "ai_edge_litert"), "pip install 'ondevice[litert]'"),
 }
 DEFAULT_CALIBRATION = 256  # training images that calibrate static int8 (each one runs every covering gate setting)
-# Above this many sub-networks, per-sub-network formats (Core ML functions, LiteRT signatures) get the Pareto ones.
-_MAX_PER_SUBNET_FORMATS = 16
 
 
 class MissingExtraError(ImportError):
@@ -200,7 +199,7 @@ def export_bundle(
     log(f"accuracy per sub-network: {source}")
     manifest = build_manifest(model, state, rows, checkpoint)
     settings = [Gates.parse(s["gates"], model.num_stages) for s in manifest["subnets"]]
-    if len(settings) > _MAX_PER_SUBNET_FORMATS:
+    if len(settings) > MAX_DEFAULT_SUBNETS:  # per-sub-network formats (Core ML, LiteRT) then get the Pareto ones
         settings = [Gates.parse(s["gates"]) for s in manifest["subnets"] if s.get("pareto")]
     data = _program_test_data(state, data_root, recipe, names, log)
 

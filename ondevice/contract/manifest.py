@@ -12,7 +12,7 @@ from typing import Any
 from .. import __version__
 from ..atomic import write_json_atomic
 from ..models import Gates, base_net, super_net
-from .schemas import first_violation, read_bundle_json
+from .schemas import check_version, first_violation, read_bundle_json
 
 __all__ = [
     "GATE_SEMANTICS",
@@ -39,14 +39,14 @@ class ManifestError(ValueError):
 
 def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dict[str, Any]:
     """Check version, schema and internal consistency (gate lengths, format tables); return the manifest."""
-    if not isinstance(manifest, dict):
-        raise ManifestError(f"{source}: expected a JSON object, got {type(manifest).__name__}")
-    version = manifest.get("manifest_version")
-    if version != MANIFEST_VERSION:
-        raise ManifestError(
-            f"{source} has manifest_version {version!r}; this ondevice ({__version__}) reads version "
-            f"{MANIFEST_VERSION}. Re-export the bundle with `ondevice export`"
-        )
+    check_version(
+        manifest,
+        "manifest_version",
+        MANIFEST_VERSION,
+        source,
+        fix="Re-export the bundle with `ondevice export`",
+        error=ManifestError,
+    )
     problem = first_violation(manifest, "manifest")
     if problem is not None:
         raise ManifestError(f"{source} is not a valid manifest at {problem.where}: {problem.message}")

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-__all__ = ["Violation", "first_violation", "load_schema", "read_bundle_json"]
+__all__ = ["Violation", "check_version", "first_violation", "load_schema", "read_bundle_json"]
 
 _TYPE_RULES = {
     "number": "must be a finite number",
@@ -101,6 +101,22 @@ def read_bundle_json(path: str | Path, file_name: str, *, missing: str, error: t
         raise error(f"{path} cannot be read ({err})") from None
     except json.JSONDecodeError as err:
         raise error(f"{path} is not valid JSON ({err})") from None
+
+
+def check_version(
+    document: Any, key: str, version: int, source: str, *, fix: str, error: type[ValueError]
+) -> dict[str, Any]:
+    """``document`` if it is a JSON object whose ``key`` is ``version``; else ``error`` saying what this ondevice
+    reads and ``fix``, how to get a file it reads."""
+    from .. import __version__
+
+    if not isinstance(document, dict):
+        raise error(f"{source}: expected a JSON object, got {type(document).__name__}")
+    if document.get(key) != version:
+        raise error(
+            f"{source} has {key} {document.get(key)!r}; this ondevice ({__version__}) reads version {version}. {fix}"
+        )
+    return document
 
 
 def first_violation(document: Any, name: str) -> Violation | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ..atomic import write_json_atomic
-from ..contract.schemas import first_violation, read_bundle_json
+from ..contract.schemas import check_version, first_violation, read_bundle_json
 from .state import Thermal
 
 __all__ = [
@@ -149,15 +149,11 @@ class PolicyConfig:
     @classmethod
     def from_dict(cls, data: Any, source: str = POLICY_NAME) -> PolicyConfig:
         """Parse and check a policy.json object; raise ``PolicyConfigError`` naming the key and the rule."""
-        if not isinstance(data, dict):
-            raise PolicyConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        version = data.get("policy_version")
-        if version != POLICY_VERSION:
-            raise PolicyConfigError(
-                f"{source} has policy_version {version!r}; this ondevice ({__version__}) reads version "
-                f"{POLICY_VERSION}. Write a version-{POLICY_VERSION} file with `ondevice policy init BUNDLE`, "
-                "or use the ondevice that wrote it"
-            )
+        fix = (
+            f"Write a version-{POLICY_VERSION} file with `ondevice policy init BUNDLE`, "
+            "or use the ondevice that wrote it"
+        )
+        check_version(data, "policy_version", POLICY_VERSION, source, fix=fix, error=PolicyConfigError)
         _check_schema(data, source)
         battery = {**data["battery"], "tiers": tuple(BatteryTier(**t) for t in data["battery"]["tiers"])}
         sections = {
