@@ -12,6 +12,7 @@ truncated or corrupt ``.pte``, a manifest that does not describe the program.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ __all__ = ["BundleError", "GatedProgram", "load_bundle", "set_threads"]
 
 # ExecuTorch ScalarType codes (runtime/core/portable_type/scalar_type.h) of the dtypes a manifest may name.
 _SCALAR_TYPES = {"uint8": 0, "int8": 1, "int16": 2, "int32": 3, "int64": 4, "float32": 6, "bool": 11}
+
+
+PTE_IDENTIFIER = b"ET12"  # the flatbuffer file identifier of ExecuTorch programs (bytes 4..8)
 
 
 class BundleError(ValueError):
@@ -66,7 +70,7 @@ class GatedProgram:
         self.path = self.bundle / entry["file"]
         self.num_stages: int = self.manifest["gates"]["num_stages"]
         self.input_shape = tuple(self.manifest["input"]["shape"])
-        self.program = _load_program(self.path, enable_etdump)
+        self.program = _load_program(self.path, enable_etdump, entry.get("sha256"))
         self._check_program()
         self._method = self.program.load_method(entry["method"])
 
@@ -146,12 +150,24 @@ class GatedProgram:
         return f"GatedProgram({str(self.path)!r}, stages={self.num_stages}, input={list(self.input_shape)})"
 
 
-def _load_program(path: Path, enable_etdump: bool) -> Any:
+def _load_program(path: Path, enable_etdump: bool, sha256: str | None = None) -> Any:
+    """The program in ``path``, checked before the runtime sees it: the runtime aborts the process on some
+    corrupt files instead of raising, so a changed file (checksum) or a foreign one (identifier) stops here."""
     if not path.is_file():
         raise BundleError(f"the manifest names {path.name} but {path} does not exist; re-export the bundle")
     from executorch.runtime import Runtime, Verification
 
     data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise BundleError(
+            f"{path} ({len(data):,} bytes) is not the program this bundle was exported with (its sha256 differs from "
+            "the manifest's): the file was truncated, corrupted or replaced. Copy it again or re-export the bundle"
+        )
+    if data[4:8] != PTE_IDENTIFIER:
+        raise BundleError(
+            f"{path} is not an ExecuTorch program (no {PTE_IDENTIFIER.decode()} identifier at byte 4); "
+            "re-export the bundle with `ondevice export`"
+        )
     try:
         return Runtime.get().load_program(
             data,

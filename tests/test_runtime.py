@@ -1,7 +1,10 @@
 """Bundle export (through the CLI) and the runtime: switching gates without reload, and every bad input."""
 
+import hashlib
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -16,7 +19,7 @@ from ondevice.bundle import (
     find_eval_json,
     resolve_formats,
 )
-from ondevice.checkpoint import checkpoint_data, load_checkpoint, save_checkpoint
+from ondevice.checkpoint import checkpoint_data, checkpoint_sha256, load_checkpoint, load_model, save_checkpoint
 from ondevice.cli import main
 from ondevice.contract.manifest import ManifestError, load_manifest
 from ondevice.metrics import accuracy
@@ -61,7 +64,10 @@ def write_run(directory, model, *, with_eval=True):
             {"gates": str(g), "name": g.name, "top1": 0.5 + 0.05 * i, "flops": 0, "params": 0, "pareto": i == 0}
             for i, g in enumerate(all_gates(3))
         ]
-        (directory / "eval.json").write_text(json.dumps({"checkpoint": str(ckpt), "subnets": rows}))
+        digest = checkpoint_sha256(ckpt)
+        (directory / "eval.json").write_text(
+            json.dumps({"checkpoint": str(ckpt), "checkpoint_sha256": digest, "subnets": rows})
+        )
     return ckpt
 
 
@@ -167,20 +173,60 @@ def test_wrong_images_are_rejected(bundle, image, error, message):
         program.run(image, "FFF")
 
 
-def test_truncated_program(copy_of):
+def _without_checksum(bundle):
+    """The bundle as an ondevice before checksums wrote it: the manifest records no sha256."""
+    _edit_manifest(bundle, lambda m: m["formats"]["executorch"].pop("sha256"))
+
+
+def test_manifest_records_the_programs_checksum(bundle):
+    _, path, _ = bundle
+    sha = load_manifest(path)["formats"]["executorch"]["sha256"]
+    assert sha == hashlib.sha256((path / "model.pte").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("checksum", [True, False])
+def test_truncated_program(copy_of, checksum):
+    if not checksum:
+        _without_checksum(copy_of)
     pte = copy_of / "model.pte"
     pte.write_bytes(pte.read_bytes()[: pte.stat().st_size // 2])
-    with pytest.raises(BundleError, match=r"not a loadable ExecuTorch program .* truncated or corrupt"):
+    message = r"sha256 differs .* truncated, corrupted" if checksum else r"not a loadable .* truncated or corrupt"
+    with pytest.raises(BundleError, match=message):
         load_bundle(copy_of)
 
 
-def test_corrupt_program(copy_of):
+def test_flipped_bytes_are_caught_by_the_checksum(copy_of):
+    """200 flipped bytes in the weights load and run (at chance accuracy) unless the checksum is checked."""
+    pte = copy_of / "model.pte"
+    data = bytearray(pte.read_bytes())
+    for i in torch.randint(len(data) // 2, len(data), (200,), generator=torch.Generator().manual_seed(0)).tolist():
+        data[i] ^= 0xFF
+    pte.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"not the program this bundle was exported with"):
+        load_bundle(copy_of)
+
+
+def test_a_foreign_file_is_refused_before_the_runtime_sees_it(copy_of):
+    _without_checksum(copy_of)
     pte = copy_of / "model.pte"
     data = bytearray(pte.read_bytes())
     data[4:8] = b"XXXX"  # the flatbuffer file identifier
     pte.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match=r"truncated or corrupt"):
+    with pytest.raises(BundleError, match=r"is not an ExecuTorch program \(no ET12 identifier"):
         load_bundle(copy_of)
+
+
+@pytest.mark.parametrize("checksum", [True, False])
+def test_random_bytes_are_an_error_not_an_abort(copy_of, checksum):
+    """The runtime aborts the process on some random files (SIGABRT): run the CLI in a child process."""
+    if not checksum:
+        _without_checksum(copy_of)
+    (copy_of / "model.pte").write_bytes(torch.randint(0, 256, (80_000,), dtype=torch.uint8).numpy().tobytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "ondevice", "profile", str(copy_of), "--runs", "3"], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "ondevice profile: error:" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_missing_program(copy_of):
@@ -289,11 +335,20 @@ def test_eval_json_of_another_checkpoint_is_ignored(tmp_path):
     assert find_eval_json(ckpt) is None
 
 
+def test_stale_eval_json_of_an_earlier_run_in_the_same_folder_is_not_used(tmp_path):
+    """Same path, other weights: the content hash tells them apart (the manifest would get stale accuracy)."""
+    ckpt = write_run(tmp_path / "run", tiny_model())
+    assert find_eval_json(ckpt) is not None
+    write_run(tmp_path / "run", tiny_model(seed=1), with_eval=False)  # retrained in place, eval.json left over
+    assert find_eval_json(ckpt) is None
+    model, state = load_model(ckpt)
+    with pytest.raises(ValueError, match="was not written for .* checkpoint_sha256 differs"):
+        _accuracy_rows(model, state, ckpt, tmp_path / "run" / "eval.json", None)
+
+
 def test_accuracy_is_evaluated_when_no_eval_json(tmp_path):
     model = tiny_model()
     ckpt = write_run(tmp_path / "run", model, with_eval=False)
-    from ondevice.checkpoint import load_model
-
     model, state = load_model(ckpt)
     rows, source = _accuracy_rows(model, state, ckpt, None, None)
     assert source.startswith("evaluated on the digits test split")

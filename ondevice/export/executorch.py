@@ -28,6 +28,7 @@ take without conversion.
 from __future__ import annotations
 
 import copy
+import hashlib
 import operator
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -430,6 +431,7 @@ def export_executorch(
         "gates_input": {"dtype": "int32", "shape": [n], "values": "1 = skip the stage's skippable sub-path, 0 = run"},
         "backend": "xnnpack",
         "size_bytes": len(program.buffer),
+        "sha256": hashlib.sha256(program.buffer).hexdigest(),
         "layout": "torch.cond per stage over pre-lowered XNNPACK branches",
         "shared_weights": mode or "none",
         "norm_pairs_shared": norms_shared,
@@ -465,6 +467,7 @@ def export_static_executorch(
         "gates": str(g),
         "backend": "xnnpack",
         "size_bytes": len(program.buffer),
+        "sha256": hashlib.sha256(program.buffer).hexdigest(),
         "non_delegated_ops": ops["non_delegated_ops"],
         "parity_max_abs_diff": worst,
     }
