@@ -7,6 +7,7 @@ everything from the file alone.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -26,6 +27,7 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "CheckpointError",
     "checkpoint_data",
+    "checkpoint_sha256",
     "load_checkpoint",
     "load_model",
     "register_model_loader",
@@ -50,6 +52,15 @@ def register_model_loader(method: str, loader: Callable[[str, dict[str, Any]], n
     _MODEL_LOADERS[method] = loader
 
 
+def checkpoint_sha256(path: str | Path) -> str:
+    """The checkpoint file's content hash: what eval.json and a bundle record to name the exact weights."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically: a killed process leaves the previous file whole."""
     state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
@@ -63,13 +74,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `ondevice train --out DIR`")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes); use the previous checkpoint or retrain")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise _unreadable(path, err) from err
         raise CheckpointError(
-            f"{path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}); the file is truncated, "
-            "corrupt or not a PyTorch checkpoint. Use the previous checkpoint or retrain"
-        ) from err
+            f"{path} holds Python objects besides tensors and plain values, so it is refused for safety (loading "
+            "it could run code). An ondevice checkpoint never needs that: use one written by `ondevice train`"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, zipfile.BadZipFile) as err:
+        raise _unreadable(path, err) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not an ondevice checkpoint; official ADN weights are imported with "
@@ -80,6 +97,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint version {state.get('version')}, this ondevice reads version {CHECKPOINT_VERSION}"
         )
     return state
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    reason = (str(err).splitlines() or [""])[0][:200]
+    return CheckpointError(
+        f"{path} cannot be read ({type(err).__name__}: {reason}); the file is truncated, corrupt or not a PyTorch "
+        "checkpoint. Use the previous checkpoint or retrain"
+    )
 
 
 def load_model(path_or_state: str | Path | dict[str, Any]) -> tuple[AdnModel, dict[str, Any]]:
@@ -105,6 +130,14 @@ def load_model(path_or_state: str | Path | dict[str, Any]) -> tuple[AdnModel, di
 def checkpoint_data(state: dict[str, Any], data_root: str | None = None) -> DataSplits:
     """The data set a checkpoint was trained on, same split (``data_root`` overrides the recorded directory)."""
     cfg = state["train_config"]
-    return load_data(
+    data = load_data(
         cfg["data"], data_root or cfg["data_root"], image_size=cfg["image_size"], seed=cfg["seed"], limit=cfg["limit"]
     )
+    trained = (state.get("data_spec") or {}).get("class_names")
+    if trained is not None and list(data.spec.class_names) != list(trained):
+        raise ValueError(
+            f"the data at {data_root or cfg['data_root']} has classes {list(data.spec.class_names)[:10]}, the "
+            f"checkpoint was trained on {list(trained)[:10]}: its accuracy there would mean nothing; pass the folder "
+            "it was trained on (--data-root)"
+        )
+    return data

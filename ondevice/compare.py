@@ -33,7 +33,7 @@ class CompareReport:
 
 
 def _train_run(cfg: TrainConfig, out: Path, data: DataSplits) -> tuple[AdnModel, float]:
-    checkpoint = train(cfg, out, data=data)
+    checkpoint = train(cfg, out, data=data, overwrite=True)  # compare replaces its own earlier runs
     model, state = load_model(checkpoint)
     return model, sum(r["seconds"] for r in state["history"])
 

@@ -21,7 +21,7 @@ def run_demo(out: Path, *, epochs: int = 4, seed: int = 0) -> None:
     then simulate a phone session under the battery- and thermal-aware policy."""
     cfg = TrainConfig(model="resnet20_adn", data="mnist", epochs=epochs, seed=seed)
     print(f"[1/6] training {cfg.model} on the embedded MNIST (ADN self-distillation, {epochs} epochs)")
-    checkpoint = train(cfg, out / "train")
+    checkpoint = train(cfg, out / "train", overwrite=True)  # the demo replaces its own earlier run
     print(f"[2/6] evaluating all sub-networks of {checkpoint}")
     rows = evaluate_checkpoint(checkpoint, out)
     print(format_table(rows))

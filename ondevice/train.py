@@ -20,6 +20,7 @@ few classes of the data sets here all logits are used.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from collections.abc import Callable
@@ -118,6 +119,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (0.0 <= self.momentum < 1.0) or not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, {self.weight_decay}")
+        if self.gates is not None and not self.gates.strip():
+            raise ValueError("--gates '' names no gate setting; give one letter per stage, e.g. --gates TTF")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -230,6 +237,23 @@ def step_function(cfg: TrainConfig, num_stages: int) -> StepFn:
     return METHODS[cfg.method].step(cfg, num_stages)
 
 
+def _check_resume_options(cfg: TrainConfig, stored: TrainConfig, out_dir: Path) -> None:
+    """A resumed run keeps its checkpoint's configuration: options set away from their defaults must agree."""
+    default = TrainConfig()
+    changed = [
+        f"{f.name}={getattr(cfg, f.name)!r} (run: {getattr(stored, f.name)!r})"
+        for f in fields(TrainConfig)
+        if f.name != "model_kwargs"
+        and getattr(cfg, f.name) != getattr(default, f.name)
+        and getattr(cfg, f.name) != getattr(stored, f.name)
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume continues the run in {out_dir} as its checkpoint configures it; these options differ: "
+            f"{', '.join(changed)}. Start a new run (another --out) to change them"
+        )
+
+
 def run_epoch(
     net: nn.Module,
     loader: DataLoader,
@@ -306,8 +330,13 @@ def train(
     resume: bool = False,
     data: DataSplits | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Train (or resume) a run in ``out_dir``; returns the path of its checkpoint, written after every epoch."""
+    """Train (or resume) a run in ``out_dir``; returns the path of its checkpoint, written after every epoch.
+
+    A run already in ``out_dir`` is continued with ``resume`` (as configured in its checkpoint) and otherwise
+    kept: starting over in its place needs ``overwrite``.
+    """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
     state: dict[str, Any] | None = None
@@ -315,7 +344,13 @@ def train(
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {out_dir}; start the run without --resume")
         state = load_checkpoint(ckpt_path)
-        cfg = TrainConfig.from_dict(state["train_config"])
+        stored = TrainConfig.from_dict(state["train_config"])
+        _check_resume_options(cfg, stored, out_dir)
+        cfg = stored
+    elif ckpt_path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} already holds a run ({ckpt_path}); continue it with --resume, or train into another --out"
+        )
     ddp = _setup_distributed()
     device = torch.device(f"cuda:{ddp.local_rank}" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu" and ddp.world_size > 1:
@@ -323,6 +358,8 @@ def train(
     torch.manual_seed(cfg.seed + ddp.rank)
 
     data = data or load_data(cfg.data, cfg.data_root, image_size=cfg.image_size, seed=cfg.seed, limit=cfg.limit)
+    if progress and ddp.is_master:
+        tqdm.write(f"data {data.summary()}")
     model = _build(cfg, data.spec).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
@@ -331,6 +368,11 @@ def train(
         data.train, num_replicas=ddp.world_size, rank=ddp.rank, shuffle=True, seed=cfg.seed, drop_last=True
     )
     loader = DataLoader(data.train, batch_size=cfg.batch_size, sampler=sampler, drop_last=True)
+    if len(loader) == 0:
+        raise ValueError(
+            f"{len(data.train)} training images make no full batch of {cfg.batch_size} (per process): "
+            "lower --batch-size or use more images (--limit)"
+        )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * len(loader))
     start_epoch, history = 0, []
     if state is not None:

@@ -221,3 +221,53 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     # 64 images / (2 ranks x 8) = 4 steps per epoch
     assert state["scheduler"]["last_epoch"] == 4
+
+
+# --- bad inputs: a clear error, nothing lost ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"method": "static", "gates": ""}, "names no gate setting"),
+    ],
+)
+def test_config_values_that_cannot_train_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{**TINY, **change})
+
+
+def test_fewer_images_than_a_batch_is_an_error_not_an_untrained_checkpoint(tmp_path, digits):
+    few = load_data("digits", limit=10)
+    with pytest.raises(ValueError, match="make no full batch of 16"):
+        train(TrainConfig(**TINY), tmp_path, data=few, progress=False)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_an_existing_run_is_kept_and_resume_keeps_its_configuration(tmp_path, digits):
+    path = train(TrainConfig(**{**TINY, "epochs": 1, "norm_images": 0}), tmp_path, data=digits, progress=False)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a run .* --resume"):
+        train(TrainConfig(**TINY), tmp_path, data=digits, progress=False)
+    with pytest.raises(ValueError, match=r"these options differ: epochs=5 \(run: 1\)"):
+        train(TrainConfig(**{**TINY, "epochs": 5}), tmp_path, resume=True, data=digits, progress=False)
+    assert path.read_bytes() == before
+    assert main(["train", "--data", "digits", "--limit", "64", "--out", str(tmp_path)]) == 2
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty"), (b"PK\x03\x04" + bytes(50), "cannot be read"), (None, "refused for safety")],
+)
+def test_unreadable_checkpoints_get_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "c.pt"
+    if content is None:
+        torch.save({"config": Path("/etc")}, path)  # a Python object: weights_only refuses it
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
