@@ -63,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_notes() -> None:
+    """What the stages log at INFO (e.g. images resized while loading) goes to stderr, one line each."""
+    log = logging.getLogger("ondevice")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def _quiet_pinned_stack() -> None:
     """Hide what the pinned libraries print on every export and a user cannot act on: torchao's CUDA
     kernels failing to load on a CPU build, and torch.export's pytree deprecation warnings."""
@@ -75,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ondevice`` console script and ``python -m ondevice``."""
     args = _parser().parse_args(argv)
     _quiet_pinned_stack()
+    _show_notes()
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, FileExistsError, MissingExtraError, ExportError) as err:

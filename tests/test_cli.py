@@ -41,3 +41,14 @@ def test_each_verb_runs_its_own_function(argv, run):
 def test_a_missing_checkpoint_is_an_error_message_not_a_traceback(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "none.pt")]) == 2
     assert "ondevice eval: error: no checkpoint at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "value"), [("0.81", 0.81), ("81%", 0.81), ("0", 0.0), ("100%", 1.0)])
+def test_policy_floor_takes_a_fraction_or_a_percentage(text, value):
+    assert _parser().parse_args(["policy", "decide", "b", "--floor", text]).floor == pytest.approx(value)
+
+
+def test_policy_floor_typed_as_a_percentage_number_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["policy", "decide", "b", "--floor", "81"])
+    assert "for a percentage write 81%" in capsys.readouterr().err

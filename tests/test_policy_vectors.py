@@ -104,3 +104,12 @@ def test_vectors_command_writes_and_checks(tmp_path, capsys):
     out.write_text(json.dumps(data))
     assert main(["policy", "vectors", "--example", "--check", str(out)]) == 1
     assert "problem" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ['{"a": 1}', "[1, 2]", '{"policy": 3}', "{not json"])
+def test_check_of_a_file_of_another_shape_is_an_error(tmp_path, capsys, content):
+    path = tmp_path / "v.json"
+    path.write_text(content)
+    assert main(["policy", "vectors", "--example", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "ondevice policy: error:" in err and ("not a policy vectors file" in err or "as JSON" in err)

@@ -36,7 +36,12 @@ def add_policy_parser(verbs: Any) -> argparse.ArgumentParser:
     )
     decide.add_argument("--headroom", type=float, default=None, help="Android thermal headroom (1.0 = SEVERE)")
     decide.add_argument("--budget-ms", type=float, default=None, help="latency budget (default: policy.json's)")
-    decide.add_argument("--floor", type=float, default=None, help="accuracy floor 0..1 (default: policy.json's)")
+    decide.add_argument(
+        "--floor",
+        type=_floor,
+        default=None,
+        help="accuracy floor, a fraction 0..1 or a percentage like 81%% (default: policy.json's)",
+    )
     decide.add_argument("--json", action="store_true", help="print the decision as JSON")
 
     simulate = actions.add_parser("simulate", help="simulate a phone session: super-net, base-net, greedy, policy")
@@ -82,6 +87,19 @@ def _battery(text: str) -> float | None:
         raise ValueError(f"--battery {text!r}: use a fraction 0..1, a percentage like 15%, or unknown") from None
     if not key.endswith("%") and value > 1.0:
         raise ValueError(f"--battery {text!r}: a fraction is 0..1; write {text}% for a percentage")
+    return value
+
+
+def _floor(text: str) -> float:
+    """--floor as a fraction: 0.81 or 81%; a bare 81 is refused (it would silently ask for more than 100%)."""
+    key = text.strip()
+    try:
+        value = float(key[:-1]) / 100.0 if key.endswith("%") else float(key)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a fraction 0..1 or a percentage like 81%") from None
+    if not 0.0 <= value <= 1.0:
+        hint = f"; for a percentage write {key}%" if not key.endswith("%") and 1.0 < value <= 100.0 else ""
+        raise argparse.ArgumentTypeError(f"{text!r}: the accuracy floor is a fraction 0..1{hint}")
     return value
 
 
@@ -166,7 +184,10 @@ def run_policy(args: argparse.Namespace) -> int:
         )
         vectors = generate_vectors(manifest, config, device, command)
         if args.check:
-            recorded = json.loads(Path(args.check).read_text())
+            try:
+                recorded = json.loads(Path(args.check).read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise ValueError(f"{args.check} cannot be read as JSON ({err})") from None
             problems = check_vectors(recorded)
             if recorded != vectors:
                 problems.append(f"{args.check} differs from what `{command}` writes now; regenerate it")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -371,9 +371,22 @@ def write_vectors(path: str | Path, vectors: dict[str, Any]) -> Path:
     return write_json_atomic(path, vectors)
 
 
-def check_vectors(vectors: Mapping[str, Any], run: Callable[..., Any] | None = None) -> list[str]:
+def check_vectors(vectors: Mapping[str, Any]) -> list[str]:
     """Re-run every case of a vectors file with the Python policy built from the file's own parameters and
-    manifest; return the mismatches (empty when the policy still makes every recorded choice)."""
+    manifest; return the mismatches (empty when the policy still makes every recorded choice).
+
+    A file of another shape (valid JSON, but not what ``generate_vectors`` writes) is a ``ValueError``.
+    """
+    try:
+        return _check_vectors(vectors)
+    except (KeyError, IndexError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"not a policy vectors file: {type(err).__name__} {err} where a field was expected; "
+            "write one with `ondevice policy vectors BUNDLE --out FILE`"
+        ) from None
+
+
+def _check_vectors(vectors: Mapping[str, Any]) -> list[str]:
     config = PolicyConfig.from_dict({**vectors["policy"]}, "policy_vectors.json policy")
     manifest = vectors["manifest"]
     device = vectors["table"]["device"]
