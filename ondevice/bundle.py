@@ -20,14 +20,14 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .atomic import atomic_dir
-from .checkpoint import checkpoint_data, load_model
-from .contract.manifest import MANIFEST_NAME, new_manifest, save_manifest
+from .checkpoint import checkpoint_data, checkpoint_sha256, load_model
+from .contract.manifest import MANIFEST_NAME, ManifestError, load_manifest, new_manifest, save_manifest
 from .data import sample_images
 from .evaluate import EVAL_JSON, evaluate
 from .export.common import MAX_DEFAULT_SUBNETS
 from .models import AdnModel, Gates
 from .models.cost import subnet_costs
-from .policy.config import write_policy_json
+from .policy.config import POLICY_NAME, PolicyConfig, PolicyConfigError, load_policy_config, write_policy_json
 from .quant import get_recipe, segment_quantizer
 
 __all__ = [
@@ -93,20 +93,18 @@ def _exporter(fmt: str) -> Callable[..., dict[str, Any]]:
 def find_eval_json(checkpoint: str | Path) -> Path | None:
     """``eval.json`` of this checkpoint: beside it, or in the run directory above it (``ondevice demo``).
 
-    A file written for another checkpoint (its ``checkpoint`` field names a different file) is ignored.
+    Only a file written for these exact weights counts (its ``checkpoint_sha256`` is the checkpoint's): one left
+    by an earlier run in the same folder, or written by an ondevice that recorded no hash, is ignored.
     """
     checkpoint = Path(checkpoint).resolve()
+    digest = checkpoint_sha256(checkpoint)
     for directory in (checkpoint.parent, checkpoint.parent.parent):
         path = directory / EVAL_JSON
-        if not path.is_file():
-            continue
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
-        named = data.get("checkpoint")
-        candidates = {Path(named).resolve(), (path.parent / named).resolve()} if named else set()
-        if not named or checkpoint in candidates:
+        if isinstance(data, dict) and data.get("checkpoint_sha256") == digest:
             return path
     return None
 
@@ -117,7 +115,13 @@ def _accuracy_rows(
     """(rows with gates/name/top1/pareto, where they came from): eval.json, else a fresh evaluation."""
     path = eval_json or find_eval_json(checkpoint)
     if path is not None:
-        rows = json.loads(Path(path).read_text())["subnets"]
+        data = json.loads(Path(path).read_text())
+        if data.get("checkpoint_sha256") != checkpoint_sha256(checkpoint):
+            raise ValueError(
+                f"{path} was not written for {checkpoint} (its checkpoint_sha256 differs: other weights, or an "
+                f"ondevice that recorded none); run `ondevice eval {checkpoint}` again, or leave out --eval-json"
+            )
+        rows = data["subnets"]
         for row in rows:
             Gates.parse(row["gates"], model.num_stages)
         return rows, str(path)
@@ -227,9 +231,36 @@ def export_bundle(
             if recipe is not None:
                 manifest["precision"]["calibration_images"] = calibration if recipe.needs_calibration else 0
             _record_program_accuracy(bundle, manifest, data.test, recipe.name if recipe else "fp32", log)
-            save_manifest(bundle / MANIFEST_NAME, manifest)
-        write_policy_json(bundle)
+        policy = _keep_from_previous(out_dir, manifest, log)
+        save_manifest(bundle / MANIFEST_NAME, manifest)
+        write_policy_json(bundle, policy)
     return manifest
+
+
+def _keep_from_previous(out_dir: Path, manifest: dict[str, Any], log: Callable[[str], None]) -> PolicyConfig | None:
+    """What a re-export keeps of the bundle it replaces: the latency tables measured on the same program (same
+    sha256; phones measured with ``profile --merge`` included) and the user's policy.json (returned)."""
+    try:
+        previous = load_manifest(out_dir) if (out_dir / MANIFEST_NAME).is_file() else None
+    except ManifestError:
+        previous = None
+    if previous and previous["latency"]:
+        same = previous["formats"].get("executorch", {}).get("sha256") == manifest["formats"].get("executorch", {}).get(
+            "sha256"
+        )
+        if same:
+            manifest["latency"] = previous["latency"]
+            log(f"kept the latency tables of {', '.join(previous['latency'])} (same program)")
+        else:
+            log(
+                f"the program changed: the latency tables of {', '.join(previous['latency'])} were measured on the "
+                "old one and are dropped; measure again (`ondevice profile`, the apps + `ondevice profile --merge`)"
+            )
+    try:
+        return load_policy_config(out_dir) if (out_dir / POLICY_NAME).is_file() else None
+    except (PolicyConfigError, FileNotFoundError):
+        log(f"{out_dir / POLICY_NAME} is not a valid policy.json: the new bundle gets the default one")
+        return None
 
 
 def _check_recipe(quant: str | None, formats: list[str]) -> Any:

@@ -12,6 +12,7 @@ class) and ``cifar10`` (CIFAR-10's python batches in a local directory).
 from __future__ import annotations
 
 import codecs
+import logging
 import math
 import pickle
 from collections.abc import Mapping, Sequence
@@ -56,7 +57,9 @@ _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 _DIGIT_NAMES = tuple(str(d) for d in range(10))
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-_GRAY_MODES = frozenset({"1", "L", "LA", "La"})
+_log = logging.getLogger(__name__)
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L"})
+_WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit gray (PNG): 0..65535, not 0..255
 _IMAGEFOLDER_SIZE = 32
 
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -375,16 +378,30 @@ def _read_images(files: Sequence[Path], mode: str, size: int) -> Tensor:
     from PIL import Image
 
     out = torch.empty(len(files), 1 if mode == "L" else 3, size, size)
+    resized: dict[tuple[int, int], int] = {}
     for i, path in enumerate(tqdm(files, desc=f"loading images ({mode})", disable=None)):
         try:
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert(mode), dtype=np.uint8)
+                x = _pixels(image, mode)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise _unreadable(path, e) from e
-        x = torch.from_numpy(pixels.copy()).float().div_(255)
-        x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
+        if x.shape[1:] != (size, size):
+            resized[tuple(x.shape[1:])] = resized.get(tuple(x.shape[1:]), 0) + 1
         out[i] = _resize(x.unsqueeze(0), size)[0]
+    if resized:
+        sizes = ", ".join(f"{n} of {h}x{w}" for (h, w), n in sorted(resized.items(), key=lambda kv: -kv[1])[:3])
+        _log.info(f"resized {sum(resized.values())} images ({sizes}) to {size}x{size}")
     return out
+
+
+def _pixels(image: Any, mode: str) -> Tensor:
+    """[C, H, W] float in [0, 1]: 8-bit images divided by 255, 16-bit gray ones by 65535 (PIL's convert("L")
+    would clip them to white)."""
+    if image.mode in _WIDE_GRAY_MODES:
+        gray = torch.from_numpy(np.asarray(image, dtype=np.float32) / 65535.0).clamp_(0, 1).unsqueeze(0)
+        return gray if mode == "L" else gray.expand(3, -1, -1).clone()
+    pixels = torch.from_numpy(np.asarray(image.convert(mode), dtype=np.uint8).copy()).float().div_(255)
+    return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
 
 
 def _unreadable(path: Path, error: BaseException) -> ValueError:

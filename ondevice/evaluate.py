@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from .atomic import write_json_atomic
-from .checkpoint import checkpoint_data, load_model
+from .checkpoint import checkpoint_data, checkpoint_sha256, load_model
 from .data import sample_images
 from .metrics import accuracy
 from .models import AdnModel, Gates, all_gates
@@ -109,6 +109,7 @@ def evaluate_checkpoint(
         out_dir / EVAL_JSON,
         {
             "checkpoint": str(checkpoint),
+            "checkpoint_sha256": checkpoint_sha256(checkpoint),
             "model": state["model_name"],
             "method": cfg["method"],
             "data": data.spec.to_dict(),

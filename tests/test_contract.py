@@ -58,3 +58,14 @@ def test_missing_and_unknown_keys_are_reported_by_path():
     manifest["input"]["colour"] = "rgb"
     problem = first_violation(manifest, "manifest")
     assert (problem.kind, problem.where, problem.value) == ("unknown", "input.colour", "rgb")
+
+
+def test_a_sub_network_listed_twice_or_class_names_of_another_count_are_refused():
+    manifest = make_manifest([("FF", 0.9, 2.0), ("TT", 0.8, 1.0)])
+    manifest["subnets"].append(dict(manifest["subnets"][1]))
+    with pytest.raises(ManifestError, match="lists sub-network TT twice"):
+        validate_manifest(manifest)
+    manifest = make_manifest([("FF", 0.9, 2.0), ("TT", 0.8, 1.0)])
+    manifest["model"]["class_names"].append("extra")
+    with pytest.raises(ManifestError, match="3 class names for num_classes 2"):
+        validate_manifest(manifest)

@@ -321,3 +321,43 @@ def test_dataspec_dict_round_trip():
 def test_names_and_descriptions():
     assert DATASETS == ("mnist", "digits", "imagefolder", "cifar10")
     assert all(describe(n) for n in DATASETS)
+
+
+def test_a_checkpoints_data_with_other_classes_is_an_error(tmp_path):
+    """Evaluating on a folder whose classes are not the ones trained on would report a meaningless accuracy."""
+    from ondevice.checkpoint import checkpoint_data
+
+    trained = load_data("imagefolder", write_folder(tmp_path / "trained"))
+    state = {
+        "data_spec": trained.spec.to_dict(),
+        "train_config": {"data": "imagefolder", "data_root": str(tmp_path / "trained"), "image_size": None}
+        | {"seed": 0, "limit": None},
+    }
+    assert checkpoint_data(state).spec.class_names == ("cat", "dog", "eel")
+    other = write_folder(tmp_path / "other", classes=("ant", "bee", "cow"))
+    with pytest.raises(ValueError, match=r"has classes \['ant', 'bee', 'cow'\], the checkpoint was trained on"):
+        checkpoint_data(state, str(other))
+
+
+def test_16_bit_gray_pngs_keep_their_range_and_resizing_is_reported(tmp_path, caplog):
+    """PIL's convert("L") clips 16-bit values to white; they are scaled by 65535 instead."""
+    for name, base in (("dark", 8000), ("light", 50000)):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            Image.fromarray(np.full((28, 28), base + 100 * i, dtype=np.uint16)).save(tmp_path / name / f"{i}.png")
+    assert _image_mode_of(tmp_path / "dark" / "0.png").startswith("I")
+    with caplog.at_level("INFO", logger="ondevice"):
+        data = load_data("imagefolder", tmp_path, image_size=32)
+    assert data.spec.in_chans == 1
+    raw = data.train.tensors[0] * torch.tensor(data.spec.std).view(1, -1, 1, 1) + torch.tensor(data.spec.mean).view(
+        1, -1, 1, 1
+    )
+    dark = raw[data.train.tensors[1] == 0].mean().item()
+    light = raw[data.train.tensors[1] == 1].mean().item()
+    assert dark == pytest.approx(8150 / 65535, abs=0.01) and light == pytest.approx(50150 / 65535, abs=0.01)
+    assert "resized 6 images (6 of 28x28) to 32x32" in caplog.text
+
+
+def _image_mode_of(path):
+    with Image.open(path) as image:
+        return image.mode

@@ -1,6 +1,7 @@
 """``ondevice profile``: latency table into the manifest, plot, app latency files, ETDump operator breakdown."""
 
 import json
+import math
 
 import pytest
 from test_export_executorch import tiny_model
@@ -10,6 +11,7 @@ from ondevice.bundle import export_bundle
 from ondevice.cli import main
 from ondevice.contract.manifest import ManifestError, load_manifest
 from ondevice.models import all_gates
+from ondevice.policy.config import PolicyConfig, load_policy_config, write_policy_json
 from ondevice.profile import (
     device_name,
     format_latency_table,
@@ -80,13 +82,19 @@ def test_merge_app_latency_file(bundle, tmp_path):
         (_phone(subnets={"FFF": {"p90_ms": 1.0}}), r"'median_ms' is a required property"),
         (_phone(subnets={"FFFF": {"median_ms": 1.0}}), r"names sub-networks \['FFFF'\]"),
         (_phone(model="mobilenetv2_adn"), r"measured on model 'mobilenetv2_adn', this bundle holds 'resnet20_adn'"),
+        # the apps' JSON parsers refuse NaN and Infinity, so they may not enter the manifest
+        (_phone(subnets={"FFF": {"median_ms": math.nan, "p90_ms": 1.0, "min_ms": 1.0}}), r"at subnets\.FFF\.median_ms"),
+        (_phone(subnets={"FFF": {"median_ms": 1.0, "p90_ms": math.inf, "min_ms": 1.0}}), r"at subnets\.FFF\.p90_ms"),
+        (json.dumps(_phone()).replace('"median_ms": 1.0,', '"median_ms": 1e309,', 1), r"at subnets\.FFF\.median_ms"),
     ],
 )
 def test_merge_rejects_bad_files(bundle, tmp_path, data, message):
     phone = tmp_path / "phone.json"
-    phone.write_text(json.dumps(data))
+    phone.write_text(data if isinstance(data, str) else json.dumps(data))
+    before = (bundle / "manifest.json").read_bytes()
     with pytest.raises(ManifestError, match=message):
         merge_latency(bundle, phone)
+    assert (bundle / "manifest.json").read_bytes() == before
 
 
 def test_operator_breakdown_from_etdump(bundle):
@@ -109,3 +117,23 @@ def test_cli_profile_and_merge(bundle, tmp_path, capsys):
     assert main(["profile", str(bundle), "--merge", str(phone)]) == 0
     assert "merged" in capsys.readouterr().out
     assert "iPhone 15" in load_manifest(bundle)["latency"]
+
+
+def test_re_export_keeps_the_phones_latency_and_the_users_policy(tmp_path):
+    """A re-export of the same weights gives the same program: what was measured on it and the user's policy.json
+    edits stay; other weights give another program, whose latency must be measured again."""
+    ckpt = write_run(tmp_path / "run", tiny_model())
+    bundle = tmp_path / "bundle"
+    export_bundle(ckpt, bundle, log=lambda _: None)
+    phone = tmp_path / "phone.json"
+    phone.write_text(json.dumps(_phone()))
+    merge_latency(bundle, phone)
+    edited = PolicyConfig().with_hysteresis(min_dwell_up_s=45.0)
+    write_policy_json(bundle, edited)
+    manifest = export_bundle(ckpt, bundle, log=lambda _: None)
+    assert list(manifest["latency"]) == ["Pixel 8 (Tensor G3), Android 15"]
+    assert load_manifest(bundle)["latency"] == manifest["latency"]
+    assert load_policy_config(bundle) == edited
+    other = write_run(tmp_path / "other", tiny_model(seed=1))
+    assert export_bundle(other, bundle, log=lambda _: None)["latency"] == {}
+    assert load_policy_config(bundle) == edited

@@ -51,8 +51,18 @@ def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dic
     if problem is not None:
         raise ManifestError(f"{source} is not a valid manifest at {problem.where}: {problem.message}")
     n = manifest["gates"]["num_stages"]
+    seen: set[str] = set()
     for subnet in manifest["subnets"]:
         Gates.parse(subnet["gates"], n)
+        if subnet["gates"] in seen:
+            raise ManifestError(f"{source} lists sub-network {subnet['gates']} twice; re-export the bundle")
+        seen.add(subnet["gates"])
+    model = manifest["model"]
+    if len(model["class_names"]) != model["num_classes"]:
+        raise ManifestError(
+            f"{source} has {len(model['class_names'])} class names for num_classes {model['num_classes']}; "
+            "re-export the bundle"
+        )
     for device, table in manifest["latency"].items():
         unknown = set(table["subnets"]) - {s["gates"] for s in manifest["subnets"]}
         if unknown:
