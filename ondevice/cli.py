@@ -88,9 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _show_notes()
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, MissingExtraError, ExportError) as err:
-        print(f"ondevice {args.verb}: error: {err}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # the output was piped into a reader that stopped early (`| head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 0
+    except (ValueError, OSError, MissingExtraError, ExportError) as err:  # OSError: missing, read-only, disk full
+        print(f"ondevice {args.verb}: error: {err}", file=sys.stderr)
+        return 2

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import pytest
 from test_export_executorch import tiny_model
@@ -137,3 +138,24 @@ def test_re_export_keeps_the_phones_latency_and_the_users_policy(tmp_path):
     other = write_run(tmp_path / "other", tiny_model(seed=1))
     assert export_bundle(other, bundle, log=lambda _: None)["latency"] == {}
     assert load_policy_config(bundle) == edited
+
+
+def test_a_full_disk_during_export_is_an_error_and_keeps_the_old_bundle(bundle, tmp_path, monkeypatch, capsys):
+    """Root ignores read-only folders, so the failing write is simulated: ENOSPC from the last file written."""
+    import errno
+
+    import ondevice.bundle as bundle_module
+
+    target = tmp_path / "bundle"
+    shutil.copytree(bundle, target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bundle_module, "write_policy_json", disk_full)
+    ckpt = load_manifest(bundle)["model"]["checkpoint"]
+    assert main(["export", ckpt, "--out", str(target)]) == 2
+    assert "ondevice export: error: [Errno 28] No space left on device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no scratch folder left behind
