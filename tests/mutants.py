@@ -32,6 +32,19 @@ def _profiler_times_the_first_setting() -> None:
     profile.measure_latency = first_only
 
 
+def _coreml_functions_traced_with_other_gates() -> None:
+    import ondevice.export.coreml as coreml
+    from ondevice.models import Gates
+
+    real = coreml.FixedGates
+
+    def next_setting(model, gates, **kwargs):
+        flipped = Gates((not gates.skip[0], *gates.skip[1:]))  # the first stage's gate the other way round
+        return real(model, flipped, **kwargs)
+
+    coreml.FixedGates = next_setting
+
+
 def _manifest_accepts_nan() -> None:
     import ondevice.contract.schemas as schemas
 
@@ -52,6 +65,7 @@ def _policy_vectors_check_nothing() -> None:
 MUTANTS: dict[str, Callable[[], None]] = {
     "evaluate_scores_the_super_net": _evaluate_scores_the_super_net,
     "profiler_times_the_first_setting": _profiler_times_the_first_setting,
+    "coreml_functions_traced_with_other_gates": _coreml_functions_traced_with_other_gates,
     "manifest_accepts_nan": _manifest_accepts_nan,
     "checkpoints_load_any_pickle": _checkpoints_load_any_pickle,
     "policy_vectors_check_nothing": _policy_vectors_check_nothing,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from tiny_models import contextual_tiny_model
 from torch import nn
 
@@ -10,6 +11,7 @@ from ondevice.export import coreml
 from ondevice.export.common import MAX_DEFAULT_SUBNETS, dir_size, select_gates
 from ondevice.export.coreml import compress_coreml, export_coreml, inspect_coreml
 from ondevice.models import all_gates
+from ondevice.models.modes import eval_mode
 
 GATES = [str(g) for g in all_gates(3)]
 
@@ -144,3 +146,39 @@ def test_compression(exported, mode, op):
     assert weights["unique_bytes"] < 0.3 * weights["sum_over_functions_bytes"]  # still shared after compressing
     with pytest.raises(ValueError, match="already compressed"):
         compress_coreml(out / f"{mode}.mlpackage", out / "twice.mlpackage", mode)
+
+
+def _conv_weight_shapes(package, function: str) -> list[tuple[int, ...]]:
+    """The weight shape of every conv a Core ML function runs, in program order (read from the spec)."""
+    import coremltools as ct
+
+    body = ct.utils.load_spec(str(package)).mlProgram.functions[function]
+    ops = list(coreml._operations(body.block_specializations[body.opset]))
+    producers = {out.name: op for op in ops for out in op.outputs}
+    shapes = []
+    for op in ops:
+        if op.type == "conv":
+            weight = producers[op.inputs["weight"].arguments[0].name]
+            shapes.append(tuple(d.constant.size for d in weight.outputs[0].type.tensorType.dimensions))
+    return shapes
+
+
+def _eager_conv_weight_shapes(model: nn.Module, gates: str) -> list[tuple[int, ...]]:
+    """The weight shape of every conv eager PyTorch runs for ``gates``, in call order."""
+    shapes: list[tuple[int, ...]] = []
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_hook(lambda m, *_: shapes.append(tuple(m.weight.shape))) for m in convs]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(torch.zeros(1, 1, 16, 16), gates)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
+def test_each_function_holds_its_own_sub_network(exported, model):
+    """Oracle: the convs eager PyTorch runs for those gates, in order (swapping two functions' gates fails here)."""
+    out, _, _ = exported
+    for g in GATES:
+        assert _conv_weight_shapes(out / "model.mlpackage", f"subnet_{g}") == _eager_conv_weight_shapes(model, g), g

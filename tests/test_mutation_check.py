@@ -18,6 +18,7 @@ TESTS = Path(__file__).resolve().parent
 CATCHERS = {
     "evaluate_scores_the_super_net": "test_oracles.py::test_evaluate_scores_each_gate_setting_with_its_own_sub_network",
     "profiler_times_the_first_setting": "test_oracles.py::test_profiler_times_each_gate_setting_with_its_own_gates",
+    "coreml_functions_traced_with_other_gates": "test_export_coreml.py::test_each_function_holds_its_own_sub_network",
     "manifest_accepts_nan": "test_contract.py::test_non_finite_numbers_are_refused_in_the_manifest",
     "checkpoints_load_any_pickle": "test_train.py::test_unreadable_checkpoints_get_a_clear_error",
     "policy_vectors_check_nothing": "test_policy_vectors.py",
