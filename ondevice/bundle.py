@@ -245,10 +245,8 @@ def _keep_from_previous(out_dir: Path, manifest: dict[str, Any], log: Callable[[
     except ManifestError:
         previous = None
     if previous and previous["latency"]:
-        same = previous["formats"].get("executorch", {}).get("sha256") == manifest["formats"].get("executorch", {}).get(
-            "sha256"
-        )
-        if same:
+        old, new = (m["formats"].get("executorch", {}).get("sha256") for m in (previous, manifest))
+        if old is not None and old == new:
             manifest["latency"] = previous["latency"]
             log(f"kept the latency tables of {', '.join(previous['latency'])} (same program)")
         else:
