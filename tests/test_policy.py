@@ -22,6 +22,7 @@ from ondevice.policy import (
     write_policy_json,
 )
 from ondevice.policy.config import BatteryTier
+from ondevice.policy.engine.table import monotone_latency
 from ondevice.policy.example import EXAMPLE_DEVICE, example_manifest
 
 # Generous budget: only heat, battery and power-save limit.
@@ -386,3 +387,12 @@ def test_config_validates_on_construction():
             PolicyConfig(),
             battery=replace(PolicyConfig().battery, tiers=(BatteryTier(0.5, 0.5), BatteryTier(0.2, 0.6))),
         )
+
+
+def test_latency_is_made_monotone_over_the_gate_lattice():
+    """Hand-computed: a noisy base-net (9 ms) is capped by the cheapest sub-network that runs more stages."""
+    noisy = {"FF": 5.0, "FT": 3.0, "TF": 4.0, "TT": 9.0}
+    assert monotone_latency(noisy) == {"FF": 5.0, "FT": 3.0, "TF": 4.0, "TT": 3.0}
+    assert monotone_latency({"FF": 5.0, "FT": 6.0, "TT": 1.0}) == {"FF": 5.0, "FT": 5.0, "TT": 1.0}  # FT <= FF
+    with pytest.raises(ValueError, match="latency nan ms"):
+        monotone_latency({"FF": 5.0, "TT": float("nan")})

@@ -153,3 +153,25 @@ def test_cli_decide_reports_a_bad_policy_json(tmp_path, capsys):
     (bundle / "policy.json").write_text(json.dumps(data))
     assert main(["policy", "decide", str(bundle)]) == 2
     assert "policy_version 9" in capsys.readouterr().err
+
+
+def test_the_critical_goal_is_not_applicable_when_the_super_net_stays_out_of_critical():
+    from ondevice.policy.simulate import check_goals
+
+    def strategy(critical_s: float) -> dict:
+        return {
+            "inference_energy_j": 10.0,
+            "total_energy_j": 20.0,
+            "served": 10,
+            "mean_accuracy": 0.9,
+            "switches_per_min": 0.0,
+            "deadline_misses": 0,
+            "time_in_state_s": {"CRITICAL": critical_s},
+        }
+
+    key = "keeps_out_of_critical_where_super_net_reaches_it"
+    cool = {name: strategy(0.0) for name in ("super-net", "base-net", "policy")}
+    assert check_goals(cool)["met"][key] is None
+    hot = {**cool, "super-net": strategy(30.0)}
+    assert check_goals(hot)["met"][key] is True
+    assert check_goals({**hot, "policy": strategy(5.0)})["met"][key] is False

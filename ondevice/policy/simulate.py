@@ -405,7 +405,10 @@ def check_goals(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         # The base-net is the cheapest choice at every moment, so no policy can miss fewer deadlines than it on
         # the same trace; the reachable target is to miss no more.
         "no_more_misses_than_base_net": pol["deadline_misses"] <= base["deadline_misses"],
-        "no_critical_time": pol["time_in_state_s"][critical] == 0.0 and sup["time_in_state_s"][critical] > 0.0,
+        # Tested only when the super-net alone drives the phone to CRITICAL; None (n/a) otherwise.
+        "keeps_out_of_critical_where_super_net_reaches_it": (
+            pol["time_in_state_s"][critical] == 0.0 if sup["time_in_state_s"][critical] > 0.0 else None
+        ),
         "at_most_1_switch_per_10s": max_rate / 6.0 <= 1.0,
     }
     return goals
@@ -503,5 +506,6 @@ def format_report(report: dict[str, Any]) -> str:
         f"{g['accuracy_drop_points']:.2f} points lower accuracy, "
         f"{g['switches_per_10s']:.3f} switches per 10 s"
     )
-    rows.append("goals: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in g["met"].items()))
+    verdict = {True: "yes", False: "NO", None: "n/a"}
+    rows.append("goals: " + ", ".join(f"{k} {verdict[v]}" for k, v in g["met"].items()))
     return "\n".join(rows)

@@ -67,7 +67,8 @@ def _table_json(manifest: Mapping[str, Any], config: PolicyConfig, device: str |
 
 
 def _table_selection(manifest: Mapping[str, Any], config: PolicyConfig, device: str | None) -> list[dict[str, Any]]:
-    """Rule 1-4 cases: own table, most recent other table, name tie-break, no table (FLOPs), missing p90."""
+    """Rule 1-4 cases: own table, most recent other table, name tie-break, no table (FLOPs), missing p90, and a
+    noisy cheap sub-network capped by the costlier ones (2b, monotone latency)."""
     part = _manifest_part(manifest)
     name = device or next(iter(part["latency"]), "device")
     own = part["latency"].get(name) or {
@@ -83,6 +84,10 @@ def _table_selection(manifest: Mapping[str, Any], config: PolicyConfig, device: 
     no_p90 = copy.deepcopy(own)
     first = sorted(no_p90["subnets"])[0]
     no_p90["subnets"][first].pop("p90_ms", None)
+    noisy = copy.deepcopy(own)  # one burst on the cheapest sub-network: slower than the super-net
+    slowest = max(v for entry in own["subnets"].values() for v in entry.values())
+    cheapest = max(noisy["subnets"], key=lambda gates: gates.count("T"))
+    noisy["subnets"][cheapest] = {key: round(3 * slowest, 3) for key in noisy["subnets"][cheapest]}
     variants = [
         ("own table", name, {name: own, "other-phone": slower}),
         ("no own table: most recent measured_at wins", "unlisted-phone", {"a-phone": newer, "z-phone": older}),
@@ -90,6 +95,7 @@ def _table_selection(manifest: Mapping[str, Any], config: PolicyConfig, device: 
         ("dated table beats undated", "unlisted-phone", {"a-phone": older, "z-phone": own}),
         ("no latency table: FLOPs estimate", name, {}),
         (f"entry without {config.latency.statistic}: its median", name, {name: no_p90}),
+        ("a noisy cheap sub-network is capped by those that run more stages", name, {name: noisy}),
         (
             "table listing only some sub-networks",
             name,

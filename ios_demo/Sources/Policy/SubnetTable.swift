@@ -144,7 +144,7 @@ public struct SubnetTable: Equatable, Sendable {
 
     /// Rules 1-4 of docs/policy.md, section 2, for `device` (nil: no name, use the newest table).
     public init(catalog: SubnetCatalog, config: PolicyConfig, device: String?) throws {
-        let (latency, source) = Self.selectLatency(catalog, config, device)
+        let (latency, source) = try Self.selectLatency(catalog, config, device)
         let listed = catalog.subnets.filter { latency[$0.gates] != nil }
         guard !listed.isEmpty else { throw SubnetTableError.noListedSubnets(table: source.tableName) }
         let key = try Self.accuracyKey(catalog, listed, config)
@@ -165,7 +165,7 @@ public struct SubnetTable: Equatable, Sendable {
 
     private static func selectLatency(
         _ catalog: SubnetCatalog, _ config: PolicyConfig, _ device: String?
-    ) -> ([String: Double], LatencySource) {
+    ) throws -> ([String: Double], LatencySource) {
         let tables = catalog.latency
         let name: String
         let source: LatencySource
@@ -181,7 +181,26 @@ public struct SubnetTable: Equatable, Sendable {
             return (Dictionary(estimate, uniquingKeysWith: { first, _ in first }), .flopsEstimate)
         }
         let statistic = config.latency.statistic
-        return (tables[name]!.subnets.mapValues { $0.value(statistic) }, source)
+        return (try monotoneLatency(tables[name]!.subnets.mapValues { $0.value(statistic) }), source)
+    }
+
+    /// Rule 2b: skipping more stages never costs more, so each sub-network's latency is capped by that of every
+    /// sub-network that runs at least its stages (an `F` wherever it has one). `min` of doubles is exact.
+    static func monotoneLatency(_ latency: [String: Double]) throws -> [String: Double] {
+        for gates in latency.keys.sorted(by: { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }) {
+            let ms = latency[gates]!
+            guard ms >= 0 else { throw SubnetTableError.badLatency(gates: gates, ms: ms) }
+        }
+        var capped: [String: Double] = [:]
+        for gates in latency.keys {
+            let runsAtLeastAsMuch = latency.filter { other, _ in
+                other == gates
+                    || (other.count == gates.count
+                        && zip(other, gates).allSatisfy { otherGate, gate in otherGate == "F" || gate == "T" })
+            }
+            capped[gates] = runsAtLeastAsMuch.values.min()!
+        }
+        return capped
     }
 
     /// The newest `measured_at` wins; a table without one is older than any with one; ties: the larger name.

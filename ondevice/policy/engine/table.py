@@ -7,6 +7,9 @@ Rules the apps re-implement (docs/policy.md, "The sub-network table"):
    name); else no table: ``latency_ms = flops / 1e9 * latency.fallback_ms_per_gflop`` for every sub-network.
 2. A sub-network's latency is its entry's ``latency.statistic`` (p90 by default), or its median when the
    entry lacks that statistic; sub-networks without an entry in the chosen table are left out.
+2b. Monotone latency: skipping more stages never costs more, so a sub-network's latency is the smallest of
+   its own and those of every listed sub-network that skips a subset of its stages (runs at least its
+   stages). One burst of noise on a cheap sub-network cannot then push it above a costlier one.
 3. Accuracy column: ``accuracy.precision`` from policy.json; if null, the bundle's precision
    (``manifest.precision.name``) when every listed sub-network has it, else ``fp32`` when every one has it.
 4. Front: sort by (latency ascending, accuracy descending, gates string ascending) and keep each sub-network
@@ -24,7 +27,7 @@ from ...models.gates import Gates
 from ...pareto import pareto_front
 from ..config import PolicyConfig
 
-__all__ = ["LatencySource", "SubNetwork", "SubnetTable", "build_table", "select_latency"]
+__all__ = ["LatencySource", "SubNetwork", "SubnetTable", "build_table", "monotone_latency", "select_latency"]
 
 
 @dataclass(frozen=True)
@@ -91,11 +94,24 @@ def select_latency(
         latency = {s["gates"]: s["flops"] / 1e9 * per_gflop for s in manifest["subnets"]}
         return latency, LatencySource("flops-estimate", None, None)
     table = tables[name]
-    latency = {}
-    for gates, entry in table["subnets"].items():
-        value = entry.get(statistic, entry["median_ms"])
-        latency[gates] = float(value)
-    return latency, LatencySource(kind, name, table.get("backend"))
+    latency = {gates: float(entry.get(statistic, entry["median_ms"])) for gates, entry in table["subnets"].items()}
+    return monotone_latency(latency), LatencySource(kind, name, table.get("backend"))
+
+
+def _runs_at_least(other: str, gates: str) -> bool:
+    """True when ``other`` runs every stage ``gates`` runs (an ``F`` wherever ``gates`` has one)."""
+    return len(other) == len(gates) and all(o == "F" or g == "T" for o, g in zip(other, gates))
+
+
+def monotone_latency(latency: Mapping[str, float]) -> dict[str, float]:
+    """Rule 2b: each sub-network's latency capped by that of every sub-network that runs a superset of its stages."""
+    for gates in sorted(latency):
+        if not latency[gates] >= 0:
+            raise ValueError(f"sub-network {gates}: latency {latency[gates]!r} ms is not a number >= 0")
+    return {
+        gates: min(ms for other, ms in latency.items() if other == gates or _runs_at_least(other, gates))
+        for gates in latency
+    }
 
 
 def _accuracy_key(manifest: Mapping[str, Any], subnets: list[Mapping[str, Any]], config: PolicyConfig) -> str:

@@ -166,7 +166,24 @@ data class SubnetTable(
                         LatencySource.FlopsEstimate
                 }
             }
-            return tables.getValue(name).subnets.mapValues { (_, entry) -> entry.value(statistic) } to source
+            return monotoneLatency(tables.getValue(name).subnets.mapValues { (_, entry) -> entry.value(statistic) }) to
+                source
+        }
+
+        /**
+         * Rule 2b: skipping more stages never costs more, so each sub-network's latency is capped by that of every
+         * sub-network that runs at least its stages (an `F` wherever it has one). `min` of doubles is exact.
+         */
+        internal fun monotoneLatency(latency: Map<String, Double>): Map<String, Double> {
+            for (gates in latency.keys.sortedWith(CODE_POINT_ORDER)) {
+                val ms = latency.getValue(gates)
+                if (!(ms >= 0.0)) throw SubnetTableException("sub-network $gates: latency $ms ms is not >= 0")
+            }
+            fun runsAtLeast(other: String, gates: String) =
+                other.length == gates.length && other.indices.all { i -> other[i] == 'F' || gates[i] == 'T' }
+            return latency.mapValues { (gates, _) ->
+                latency.filterKeys { other -> other == gates || runsAtLeast(other, gates) }.values.minOf { it }
+            }
         }
 
         private val NEWEST: Comparator<Map.Entry<String, LatencyTable>> =
