@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -77,9 +78,23 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def interleaved_latency(calls: dict[str, Callable[[], Any]], *, runs: int, warmup: int) -> dict[str, dict[str, float]]:
+MIN_RUNS = 20  # below this, a p90 is decided by the one or two slowest runs
+
+
+def median_ci95(values: list[float]) -> tuple[float, float]:
+    """A distribution-free 95% confidence interval of the median: the order statistics at ranks
+    n/2 -+ 1.96 sqrt(n)/2 (normal approximation of the binomial; the whole range for very few runs)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = 1.96 * math.sqrt(n) / 2
+    lo, hi = max(0, math.floor(n / 2 - half) - 1), min(n - 1, math.ceil(n / 2 + half) - 1)
+    return ordered[lo], ordered[hi]
+
+
+def interleaved_latency(calls: dict[str, Callable[[], Any]], *, runs: int, warmup: int) -> dict[str, dict[str, Any]]:
     """Time every call once per round, in a rotated order, over ``runs`` rounds after ``warmup`` untimed ones:
-    {name: {median_ms, p90_ms, min_ms}}. Interleaving spreads a shared machine's noise over all calls alike."""
+    {name: {median_ms, p90_ms, min_ms, median_ci95_ms}}. Interleaving spreads a shared machine's noise over all
+    calls alike."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     for _ in range(warmup):
@@ -97,6 +112,7 @@ def interleaved_latency(calls: dict[str, Callable[[], Any]], *, runs: int, warmu
             "median_ms": round(statistics.median(v), 4),
             "p90_ms": round(_percentile(v, 0.9), 4),
             "min_ms": round(min(v), 4),
+            "median_ci95_ms": [round(x, 4) for x in median_ci95(v)],
         }
         for key, v in samples.items()
     }
@@ -190,6 +206,11 @@ def profile_bundle(
         "program_size_bytes": program.path.stat().st_size,
         "subnets": latency,
     }
+    if runs < MIN_RUNS:
+        table["warning"] = (
+            f"{runs} runs: a p90 (what the policy plans with by default) of so few runs rests on one or two slow "
+            f"ones; profile with --runs {MIN_RUNS} or more"
+        )
     if memory:
         table.update(peak_memory(program.path, list(program.input_shape), program.num_stages, used_threads))
     name = device or device_name()
@@ -368,6 +389,8 @@ def run_profile(args: argparse.Namespace) -> int:
     )
     manifest = load_manifest(bundle)
     print(format_latency_table(manifest, result["device"]))
+    if "warning" in result:
+        print(f"warning: {result['warning']}", file=sys.stderr)
     if result.get("peak_rss_delta_bytes") is not None:
         size, peak = result["program_size_bytes"] / 1e6, result["peak_rss_delta_bytes"] / 1e6
         print(f"program {size:.2f} MB, peak RSS +{peak:.1f} MB (load and run every sub-network once)")

@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 from ondevice.evaluate import evaluate
 from ondevice.models import Gates, all_gates
 from ondevice.models.adn import InputSpec
-from ondevice.profile import measure_latency
+from ondevice.profile import measure_latency, median_ci95
 
 
 class SkipCounter(nn.Module):
@@ -68,3 +68,9 @@ def test_profiler_times_each_gate_setting_with_its_own_gates():
     for g in settings:
         expected_ms = 4.0 * (3 - sum(g.skip)) + 1.0  # a sleep never ends early; 3 ms of slack for a busy machine
         assert expected_ms <= table[str(g)]["min_ms"] < expected_ms + 3.0, (str(g), table[str(g)])
+
+
+def test_median_confidence_interval_by_order_statistics():
+    """Hand-computed: for 1..100 the ranks are 50 -+ 9.8, i.e. the 40th and the 60th values."""
+    assert median_ci95([float(v) for v in range(100, 0, -1)]) == (40.0, 60.0)
+    assert median_ci95([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)  # five runs: the interval is the whole range

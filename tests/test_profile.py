@@ -37,6 +37,10 @@ def test_profile_writes_latency_table_and_plot(bundle):
     manifest = load_manifest(bundle)
     table = manifest["latency"]["test host"]
     assert result["device"] == "test host" and table["threads"] == 1 and table["runs"] == 5
+    assert "profile with --runs 20 or more" in table["warning"]  # 5 runs are too few for a p90
+    for row in table["subnets"].values():
+        lo, hi = row["median_ci95_ms"]
+        assert lo <= row["median_ms"] <= hi
     assert table["backend"] == "xnnpack" and table["program_size_bytes"] == (bundle / "model.pte").stat().st_size
     assert sorted(table["subnets"]) == sorted(GATES)
     for row in table["subnets"].values():
