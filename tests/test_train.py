@@ -271,3 +271,15 @@ def test_unreadable_checkpoints_get_a_clear_error(tmp_path, content, message):
         path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
+
+
+def test_weights_of_another_model_or_class_count_get_a_clear_error(tmp_path):
+    model = build_model("resnet20_adn", num_classes=10, in_chans=1, image_size=16)
+    state = {"model_name": "resnet20_adn", "model_kwargs": {"num_classes": 10, "in_chans": 1, "image_size": 16}}
+    for name, kwargs, weights in [
+        ("wrong class count", {"num_classes": 3, "in_chans": 1, "image_size": 16}, model.state_dict()),
+        ("missing keys", state["model_kwargs"], {"conv1.weight": model.state_dict()["conv1.weight"]}),
+    ]:
+        path = save_checkpoint(tmp_path / f"{name}.pt", {**state, "model_kwargs": kwargs, "model": weights})
+        with pytest.raises(CheckpointError, match="the weights do not fit model 'resnet20_adn'"):
+            load_model(path)
