@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .contract.manifest import MANIFEST_NAME, load_manifest
 from .models import GATES_DTYPE, Gates, GatesLike, gates_tensor
+from .native_log import start_executorch_threadpool
 
 __all__ = ["BundleError", "GatedProgram", "load_bundle", "set_threads"]
 
@@ -42,6 +43,8 @@ def set_threads(threads: int) -> int:
         raise ValueError(f"threads must be >= 1, got {threads}")
     from executorch.extension.pybindings import portable_lib
 
+    start_executorch_threadpool()
+
     if portable_lib._threadpool_get_thread_count() != threads:
         portable_lib._unsafe_reset_threadpool(threads)
     return int(portable_lib._threadpool_get_thread_count())
@@ -50,6 +53,8 @@ def set_threads(threads: int) -> int:
 def thread_count() -> int:
     """The ExecuTorch threadpool size in effect (default: one thread per core)."""
     from executorch.extension.pybindings import portable_lib
+
+    start_executorch_threadpool()
 
     return int(portable_lib._threadpool_get_thread_count())
 
@@ -155,6 +160,7 @@ def _load_program(path: Path, enable_etdump: bool, sha256: str | None = None) ->
     corrupt files instead of raising, so a changed file (checksum) or a foreign one (identifier) stops here."""
     if not path.is_file():
         raise BundleError(f"the manifest names {path.name} but {path} does not exist; re-export the bundle")
+    start_executorch_threadpool()
     from executorch.runtime import Runtime, Verification
 
     data = path.read_bytes()

@@ -21,6 +21,7 @@ FLOORS = {
     "ondevice.checkpoint": CORE,
     "ondevice.contract": CORE,
     "ondevice.atomic": CORE,
+    "ondevice.native_log": CORE,
     "ondevice.metrics": CORE,
     "ondevice.pareto": CORE,
     "ondevice.plots": CORE,

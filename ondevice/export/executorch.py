@@ -42,6 +42,7 @@ from ..models import AdnModel, Gates, GatesLike, Segments, covering_gates, gates
 from ..models.context_norm import ContextBatchNorm2d
 from ..models.modes import eval_mode
 from ..models.segments import BranchKey, segment_name
+from ..native_log import start_executorch_threadpool
 from .common import PARITY_ATOL, ExportError, FixedGates, parity_inputs
 
 __all__ = [
@@ -333,6 +334,7 @@ def _load_program(buffer: bytes) -> Any:
     """The program in ``buffer`` loaded by the ExecuTorch runtime (methods are loaded on demand)."""
     from executorch.runtime import Runtime
 
+    start_executorch_threadpool()
     return Runtime.get().load_program(buffer)
 
 
