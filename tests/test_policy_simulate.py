@@ -175,3 +175,14 @@ def test_the_critical_goal_is_not_applicable_when_the_super_net_stays_out_of_cri
     hot = {**cool, "super-net": strategy(30.0)}
     assert check_goals(hot)["met"][key] is True
     assert check_goals({**hot, "policy": strategy(5.0)})["met"][key] is False
+
+
+def test_a_profiled_table_with_median_intervals_is_simulated_like_one_without():
+    """`ondevice profile` writes median_ci95_ms intervals beside the statistics; scaling keeps them consistent."""
+    plain = example_manifest()
+    profiled = json.loads(json.dumps(plain))
+    for table in profiled["latency"].values():
+        for entry in table["subnets"].values():
+            entry["median_ci95_ms"] = [0.9 * entry["median_ms"], 1.1 * entry["median_ms"]]
+    sim = replace(SHORT, super_net_ms=175.0)
+    assert run_strategies(profiled, sim)["goals"] == run_strategies(plain, sim)["goals"]

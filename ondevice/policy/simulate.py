@@ -313,12 +313,15 @@ def _with_statistic(config: PolicyConfig, statistic: str) -> PolicyConfig:
 
 
 def _scaled(manifest: dict[str, Any], config: PolicyConfig, scale: float) -> tuple[dict[str, Any], PolicyConfig]:
-    """The manifest with every latency multiplied by ``scale`` (and the FLOPs estimate, for bundles without tables)."""
+    """The manifest with every latency multiplied by ``scale`` (and the FLOPs estimate, for bundles without tables).
+
+    Entries hold numbers (median, p90, min) and intervals (``[low, high]``); both are scaled.
+    """
     manifest = copy.deepcopy(manifest)
     for table in manifest["latency"].values():
         for entry in table["subnets"].values():
-            for key in list(entry):
-                entry[key] *= scale
+            for key, value in entry.items():
+                entry[key] = [v * scale for v in value] if isinstance(value, list) else value * scale
     per_gflop = config.latency.fallback_ms_per_gflop * scale
     return manifest, replace(config, latency=replace(config.latency, fallback_ms_per_gflop=per_gflop))
 

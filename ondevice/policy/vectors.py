@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic
-from .config import PolicyConfig
+from .config import LATENCY_STATISTICS, PolicyConfig
 from .engine import Policy, PolicyMemory, build_table
 from .state import DeviceState, Thermal
 
@@ -77,17 +77,18 @@ def _table_selection(manifest: Mapping[str, Any], config: PolicyConfig, device: 
     }
     slower = copy.deepcopy(own)
     for entry in slower["subnets"].values():
-        for key in list(entry):
-            entry[key] = round(entry[key] * 1.5, 3)
+        for key in LATENCY_STATISTICS:
+            if key in entry:
+                entry[key] = round(entry[key] * 1.5, 3)
     older, newer = copy.deepcopy(own), copy.deepcopy(slower)
     older["measured_at"], newer["measured_at"] = "2025-01-01T00:00:00Z", "2025-06-01T00:00:00Z"
     no_p90 = copy.deepcopy(own)
     first = sorted(no_p90["subnets"])[0]
     no_p90["subnets"][first].pop("p90_ms", None)
     noisy = copy.deepcopy(own)  # one burst on the cheapest sub-network: slower than the super-net
-    slowest = max(v for entry in own["subnets"].values() for v in entry.values())
+    slowest = max(entry[key] for entry in own["subnets"].values() for key in LATENCY_STATISTICS if key in entry)
     cheapest = max(noisy["subnets"], key=lambda gates: gates.count("T"))
-    noisy["subnets"][cheapest] = {key: round(3 * slowest, 3) for key in noisy["subnets"][cheapest]}
+    noisy["subnets"][cheapest] = {key: round(3 * slowest, 3) for key in LATENCY_STATISTICS}
     variants = [
         ("own table", name, {name: own, "other-phone": slower}),
         ("no own table: most recent measured_at wins", "unlisted-phone", {"a-phone": newer, "z-phone": older}),
