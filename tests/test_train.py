@@ -187,7 +187,9 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert main(["train", *args, "--out", str(tmp_path)]) == 0
     assert main(["eval", str(tmp_path / "checkpoint.pt")]) == 0
     assert (tmp_path / "eval.json").is_file() and (tmp_path / "pareto.png").stat().st_size > 1000
-    assert "base-net" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "base-net" in out
+    assert "data digits: 64 train / 16 test, 1x8x8, 10 classes" in out  # what was loaded is said before training
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
