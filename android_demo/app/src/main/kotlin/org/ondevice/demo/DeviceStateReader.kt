@@ -22,7 +22,7 @@ class DeviceStateReader(context: Context) {
     private val power = context.getSystemService(PowerManager::class.java)
     private val battery = context.getSystemService(BatteryManager::class.java)
     private var lastHeadroom: Double? = null
-    private var lastHeadroomAtMs = Long.MIN_VALUE
+    private var lastHeadroomAtMs: Long? = null // null: never polled (a Long.MIN_VALUE start overflows `now - last`)
 
     /** One reading, normalized by the plain-Kotlin [DeviceState.fromAndroid] that the JVM tests check. */
     fun read(latencyBudgetMs: Double? = null, accuracyFloor: Double? = null): DeviceState {
@@ -45,7 +45,8 @@ class DeviceStateReader(context: Context) {
     private fun headroom(): Double? {
         if (Build.VERSION.SDK_INT < Build.VERSION_CODES.R || power == null) return null
         val now = SystemClock.elapsedRealtime()
-        if (now - lastHeadroomAtMs >= HEADROOM_MIN_INTERVAL_MS) {
+        val last = lastHeadroomAtMs
+        if (last == null || now - last >= HEADROOM_MIN_INTERVAL_MS) {
             lastHeadroom = power.getThermalHeadroom(HEADROOM_FORECAST_S).toDouble()
             lastHeadroomAtMs = now
         }
