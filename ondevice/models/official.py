@@ -87,6 +87,6 @@ def read_official_checkpoint(path: str | Path, *, prefer_ema: bool = False) -> d
             "In a trusted environment save only the weights: "
             "torch.save(torch.load(p, weights_only=False)['model'], 'weights.pth'), then import that file"
         ) from err
-    except (RuntimeError, EOFError) as err:
+    except Exception as err:  # untrusted bytes: the unpickler can fail in any way (e.g. struct.error)
         raise OfficialCheckpointError(f"{path} is not a readable PyTorch file (truncated or corrupt?): {err}") from err
     return unwrap_state_dict(obj, prefer_ema=prefer_ema)
