@@ -113,10 +113,10 @@ def _accuracy_rows(
     model: AdnModel, state: dict[str, Any], checkpoint: Path, eval_json: Path | None, data_root: str | None
 ) -> tuple[list[dict[str, Any]], str]:
     """(rows with gates/name/top1/pareto, where they came from): eval.json, else a fresh evaluation."""
-    path = eval_json or find_eval_json(checkpoint)
+    path = eval_json or find_eval_json(checkpoint)  # a found one already matches the checkpoint's hash
     if path is not None:
         data = json.loads(Path(path).read_text())
-        if data.get("checkpoint_sha256") != checkpoint_sha256(checkpoint):
+        if eval_json is not None and data.get("checkpoint_sha256") != checkpoint_sha256(checkpoint):
             raise ValueError(
                 f"{path} was not written for {checkpoint} (its checkpoint_sha256 differs: other weights, or an "
                 f"ondevice that recorded none); run `ondevice eval {checkpoint}` again, or leave out --eval-json"
