@@ -74,7 +74,7 @@ def read_official_checkpoint(path: str | Path, *, prefer_ema: bool = False) -> d
     """Read an official .pth safely (``weights_only=True``) and return its bare state dict.
 
     Official training checkpoints also pickle an argparse Namespace, which ``weights_only`` refuses;
-    the error says how to save just the weights instead of unpickling arbitrary code.
+    the error asks for a file holding only the state dict instead of unpickling arbitrary code.
     """
     path = Path(path)
     if not path.is_file():
@@ -83,9 +83,9 @@ def read_official_checkpoint(path: str | Path, *, prefer_ema: bool = False) -> d
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise OfficialCheckpointError(
-            f"{path} holds more than tensors (official training checkpoints pickle their argparse args). "
-            "In a trusted environment save only the weights: "
-            "torch.save(torch.load(p, weights_only=False)['model'], 'weights.pth'), then import that file"
+            f"{path} holds more than tensors (official training checkpoints pickle their argparse args), so it is "
+            "refused for safety: unpickling it could run code. Import a file that holds only the state dict "
+            "(the checkpoint's 'model' entry, saved on its own by whoever trusts the file)"
         ) from err
     except Exception as err:  # untrusted bytes: the unpickler can fail in any way (e.g. struct.error)
         raise OfficialCheckpointError(f"{path} is not a readable PyTorch file (truncated or corrupt?): {err}") from err
