@@ -15,12 +15,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, write_json_atomic
 from .checkpoint import checkpoint_data, checkpoint_sha256, load_model
+from .contract.device_check import DEVICE_CHECK_NAME, check_input, device_check
 from .contract.manifest import MANIFEST_NAME, ManifestError, load_manifest, new_manifest, save_manifest
 from .data import sample_images
 from .evaluate import EVAL_JSON, evaluate
@@ -234,6 +236,8 @@ def export_bundle(
         policy = _keep_from_previous(out_dir, manifest, log)
         save_manifest(bundle / MANIFEST_NAME, manifest)
         write_policy_json(bundle, policy)
+        if "executorch" in manifest["formats"]:
+            _write_device_check(bundle, manifest, quantized=recipe is not None)
     return manifest
 
 
@@ -313,6 +317,19 @@ def _record_program_accuracy(
         eager = subnet["accuracy"]["fp32"]
         subnet["accuracy"][precision] = top1
         log(f"  {subnet['gates']}  fp32 (eager) {eager:.4f}  {precision} (program) {top1:.4f}")
+
+
+def _write_device_check(bundle: Path, manifest: dict[str, Any], *, quantized: bool) -> None:
+    """device_check.json: the program's logits here, per sub-network, on the check input (the apps' first run)."""
+    from .runtime import load_bundle
+
+    program = load_bundle(bundle)
+    shape = manifest["input"]["shape"]
+    x = torch.from_numpy(check_input(shape))
+    logits = {s["gates"]: program.run(x, s["gates"]).numpy() for s in manifest["subnets"]}
+    entry = manifest["formats"]["executorch"]
+    document = device_check(entry["file"], entry["sha256"], shape, logits, quantized)
+    write_json_atomic(bundle / DEVICE_CHECK_NAME, document)
 
 
 def _check_out_dir(target: Path) -> None:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from test_export_executorch import tiny_model
@@ -21,6 +22,7 @@ from ondevice.bundle import (
 )
 from ondevice.checkpoint import checkpoint_data, checkpoint_sha256, load_checkpoint, load_model, save_checkpoint
 from ondevice.cli import main
+from ondevice.contract.device_check import check_input, mismatch
 from ondevice.contract.manifest import ManifestError, load_manifest
 from ondevice.metrics import accuracy
 from ondevice.models import Gates, all_gates
@@ -90,7 +92,7 @@ def copy_of(bundle, tmp_path):
 
 def test_bundle_holds_program_and_valid_manifest(bundle):
     model, path, ckpt = bundle
-    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.pte", "policy.json"]
+    assert sorted(p.name for p in path.iterdir()) == ["device_check.json", "manifest.json", "model.pte", "policy.json"]
     assert load_policy_config(path) == PolicyConfig()  # default parameters, read back from the bundle
     manifest = load_manifest(path)
     assert manifest["model"]["name"] == "resnet20_adn" and manifest["model"]["checkpoint"] == str(ckpt)
@@ -112,6 +114,32 @@ def test_bundle_holds_program_and_valid_manifest(bundle):
         "aten::select_copy.int_out",
     ]
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
+
+
+def test_the_device_check_holds_the_eager_logits_of_every_sub_network(bundle):
+    """device_check.json, what the apps' first run on a phone compares with: eager PyTorch is the oracle."""
+    model, path, _ = bundle
+    check = json.loads((path / "device_check.json").read_text())
+    manifest = load_manifest(path)
+    assert check["sha256"] == manifest["formats"]["executorch"]["sha256"] and check["input"]["shape"] == [1, 1, 16, 16]
+    # the rule by hand: i = 0 -> 13, i = 1 -> 7932 % 256 = 252, i = 2 -> 15851 % 256 = 235
+    by_hand = [np.float32(k) / np.float32(127.5) - np.float32(1) for k in (13, 252, 235)]
+    assert check["input"]["head"][:3] == [float(v) for v in by_hand]
+    x = torch.from_numpy(check_input([1, 1, 16, 16]))
+    assert check["input"]["sum"] == pytest.approx(float(x.double().sum()), abs=1e-9)
+    assert set(check["logits"]) == {s["gates"] for s in manifest["subnets"]}
+    with torch.no_grad():
+        for gates, logits in check["logits"].items():
+            eager = model(x, Gates.parse(gates))[0]
+            assert torch.allclose(torch.tensor(logits), eager, atol=1e-5), gates
+            assert mismatch(check, gates, eager.numpy()) is None
+    gates, logits = next(iter(check["logits"].items()))
+    off = torch.tensor(logits)
+    off[3] += 2 * check["atol"]
+    assert "off (tolerance" in mismatch(check, gates, off.numpy())
+    assert "9 logits, expected 10" in mismatch(check, gates, off[:9].numpy())
+    off[3] = float("nan")
+    assert mismatch(check, gates, off.numpy()) is not None
 
 
 def test_run_switches_gates_between_calls_without_reload(bundle):
