@@ -62,7 +62,7 @@ def test_android_readings_to_decision(benchmark, policy):
     def step() -> object:
         state = DeviceState.from_android(
             capacity_percent=42,
-            battery_status=3,
+            plugged=0,
             power_save=False,
             thermal_status=2,
             headroom=0.95,

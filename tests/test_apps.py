@@ -1,10 +1,12 @@
 """The demo apps (android_demo/, ios_demo/) against the Python policy, as far as this Linux machine can check them.
 
 Kotlin: the plain-Kotlin module android_demo/policy is compiled with kotlinc and its JUnit tests run on the JVM,
-every vector of tests/policy_vectors.json included; a small tool in its test sources then runs the app's own
-loaders and policy on bundles, images and timings that Python wrote, and the results are compared with Python's.
-Swift cannot be compiled here: every Swift file must parse with tree-sitter-swift, and the XCTest file must run
-the whole vectors file. Neither app may name a sub-network: everything comes from the manifest.
+every vector of tests/policy_vectors.json and tests/resize_vectors.json included; a small tool in its test sources
+then runs the app's own loaders, preprocessing and policy on bundles, images and timings that Python wrote, and the
+results are compared with Python's.
+Swift: every Swift file, the app's included, must parse with tree-sitter-swift, and the XCTest file must run the
+whole vectors file (tests/test_swift.py builds and runs the Swift libraries' XCTests on Linux). Neither app may name
+a sub-network: everything comes from the manifest.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ANDROID = ROOT / "android_demo"
 KOTLIN_MODULE = ANDROID / "policy"
 IOS = ROOT / "ios_demo"
 VECTORS = ROOT / "tests" / "policy_vectors.json"
+RESIZE_VECTORS = ROOT / "tests" / "resize_vectors.json"
 
 KOTLIN_INSTALL = "npm install -g kotlin-compiler@2.4.20 && apt-get update && apt-get install -y junit5"
 JUNIT_DIR = Path("/usr/share/java")
@@ -92,12 +95,15 @@ def _display_name(testcase: ET.Element) -> str:
     return match.group(1).strip() if match else testcase.get("name", "")
 
 
-def _run_junit(kotlin: dict[str, Path], vectors: Path, reports: Path) -> tuple[subprocess.CompletedProcess, list]:
-    """Every JUnit test of the module, with ``vectors`` as the vectors file; returns the run and its test cases."""
+def _run_junit(
+    kotlin: dict[str, Path], vectors: Path, reports: Path, resize_vectors: Path = RESIZE_VECTORS
+) -> tuple[subprocess.CompletedProcess, list]:
+    """Every JUnit test of the module, with these policy and resize vectors files; returns the run and its cases."""
     classpath = os.pathsep.join(str(kotlin[k]) for k in ("jar", "stdlib"))
     cmd = [
         "java",
         f"-Dondevice.vectors={vectors}",
+        f"-Dondevice.resize_vectors={resize_vectors}",
         "-jar",
         str(JUNIT_CONSOLE),
         "--class-path",
@@ -128,13 +134,22 @@ def vectors() -> dict:
     return json.loads(VECTORS.read_text())
 
 
+@pytest.fixture(scope="module")
+def resize_vectors() -> dict:
+    return json.loads(RESIZE_VECTORS.read_text())
+
+
+def _failed(cases: list) -> list[str]:
+    return [_display_name(c) for c in cases if c.find("failure") is not None or c.find("error") is not None]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Kotlin
 
 
-def test_kotlin_policy_passes_every_vector_on_the_jvm(kotlin, vectors, tmp_path):
+def test_kotlin_policy_passes_every_vector_on_the_jvm(kotlin, vectors, resize_vectors, tmp_path):
     done, cases = _run_junit(kotlin, VECTORS, tmp_path)
-    failed = [_display_name(c) for c in cases if c.find("failure") is not None or c.find("error") is not None]
+    failed = _failed(cases)
     skipped = [_display_name(c) for c in cases if c.find("skipped") is not None]
     assert done.returncode == 0 and not failed and not skipped, f"{failed or skipped}\n{done.stdout[-4000:]}"
     names = [_display_name(c) for c in cases]
@@ -146,6 +161,9 @@ def test_kotlin_policy_passes_every_vector_on_the_jvm(kotlin, vectors, tmp_path)
     android = [r for r in vectors["normalization"] if r["platform"] == "android"]
     assert sum(n.startswith("android normalization ") for n in names) == len(android) > 0
     assert sum(n.startswith("table for ") for n in names) == 1
+    assert sorted(n.removeprefix("resize: ") for n in names if n.startswith("resize: ")) == sorted(
+        c["name"] for c in resize_vectors["cases"]
+    )
     assert len(names) > len(vectors["cases"]) + 20  # and the JSON, config, bundle and policy unit tests
 
 
@@ -158,8 +176,44 @@ def test_kotlin_tests_catch_a_wrong_vector(kotlin, vectors, tmp_path):
     path = tmp_path / "tampered.json"
     path.write_text(json.dumps(tampered))
     done, cases = _run_junit(kotlin, path, tmp_path / "reports")
-    failed = [_display_name(c) for c in cases if c.find("failure") is not None]
-    assert done.returncode != 0 and failed == [f"case: {case['name']}"]
+    assert done.returncode != 0 and _failed(cases) == [f"case: {case['name']}"]
+
+
+def test_kotlin_tests_catch_a_wrong_resize_vector(kotlin, resize_vectors, tmp_path):
+    """One resized value moved by twice the tolerance fails exactly that case."""
+    tampered = copy.deepcopy(resize_vectors)
+    case = tampered["cases"][0]
+    case["resized"][5] += 2 * tampered["tolerance"]
+    path = tmp_path / "tampered.json"
+    path.write_text(json.dumps(tampered))
+    done, cases = _run_junit(kotlin, VECTORS, tmp_path / "reports", resize_vectors=path)
+    assert done.returncode != 0 and _failed(cases) == [f"resize: {case['name']}"]
+
+
+def test_resize_vectors_are_what_training_resizes_today(resize_vectors):
+    """tests/resize_vectors.json regenerated from ondevice.data's resize: a drift fails until the file is rewritten."""
+    from make_resize_vectors import COMMAND, generate, to_text
+
+    regenerated = generate()
+    assert resize_vectors == json.loads(to_text(regenerated)), f"training's resize drifted: run `{COMMAND}`"
+    assert RESIZE_VECTORS.stat().st_size < 50_000
+    cases = regenerated["cases"]
+    sizes = [(c["height"], c["width"], c["out_height"], c["out_width"]) for c in cases]
+    assert {c["channels"] for c in cases} == {1, 3}
+    assert any(h > oh and w > ow and h % oh and w % ow and h != w for h, w, oh, ow in sizes)  # non-integer factors
+    assert any(h < oh and w < ow for h, w, oh, ow in sizes) and any((h, w) == (oh, ow) for h, w, oh, ow in sizes)
+    plain = [  # the file tells antialiased from plain bilinear: the test could not pass a resize without it
+        torch.nn.functional.interpolate(
+            torch.tensor(c["pixels"], dtype=torch.float32).view(c["height"], c["width"], -1).permute(2, 0, 1)[None]
+            / 255,
+            size=(c["out_height"], c["out_width"]),
+            mode="bilinear",
+            align_corners=False,
+        )
+        for c in cases
+    ]
+    worst = max(float((p.reshape(-1) - torch.tensor(c["resized"])).abs().max()) for p, c in zip(plain, cases))
+    assert worst > 100 * resize_vectors["tolerance"]
 
 
 def _changed_config() -> PolicyConfig:
@@ -216,13 +270,13 @@ def test_a_changed_threshold_in_policy_json_changes_python_and_kotlin_identicall
     assert changed >= 5, "the changed thresholds should change some choices, or this test shows nothing"
 
 
-def _tiny_manifest(channels: int) -> dict:
+def _tiny_manifest(channels: int, height: int = 5, width: int = 7) -> dict:
     manifest = example_manifest()
     imagenet_mean, imagenet_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     fresh = new_manifest(
         model_name="tiny",
         class_names=["a", "b"],
-        input_shape=(1, channels, 5, 7),
+        input_shape=(1, channels, height, width),
         mean=imagenet_mean[:channels],
         std=imagenet_std[:channels],
         num_stages=manifest["gates"]["num_stages"],
@@ -243,6 +297,15 @@ def _tiny_manifest(channels: int) -> dict:
     return fresh
 
 
+def _kotlin_normalize(kotlin: dict[str, Path], tmp_path: Path, rgb: np.ndarray) -> np.ndarray:
+    """The app's preprocessing (ImageNormalizer, manifest.json in tmp_path) of an RGB image, as packed ARGB."""
+    argb = [int(0xFF << 24 | r << 16 | g << 8 | b) - (1 << 32) for r, g, b in rgb.reshape(-1, 3).tolist()]
+    (tmp_path / "pixels.json").write_text(json.dumps(argb))
+    h, w = rgb.shape[:2]
+    out = _tool(kotlin, "normalize", tmp_path / "manifest.json", tmp_path / "pixels.json", w, h)
+    return np.array(json.loads(out))
+
+
 @pytest.mark.parametrize("channels", [3, 1])
 def test_kotlin_preprocessing_equals_torch_bit_for_bit(kotlin, tmp_path, channels):
     """Packed ARGB (Android's Bitmap.getPixels) -> normalized NCHW, as training did it (RGB, or PIL's L)."""
@@ -252,9 +315,7 @@ def test_kotlin_preprocessing_equals_torch_bit_for_bit(kotlin, tmp_path, channel
     save_manifest(tmp_path / "manifest.json", manifest)
     _, _, h, w = manifest["input"]["shape"]
     rgb = np.random.default_rng(channels).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    argb = [int(0xFF << 24 | r << 16 | g << 8 | b) - (1 << 32) for r, g, b in rgb.reshape(-1, 3).tolist()]
-    (tmp_path / "pixels.json").write_text(json.dumps(argb))
-    got = np.array(json.loads(_tool(kotlin, "normalize", tmp_path / "manifest.json", tmp_path / "pixels.json")))
+    got = _kotlin_normalize(kotlin, tmp_path, rgb)
 
     pixels = np.asarray(Image.fromarray(rgb, "RGB").convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
     x = torch.from_numpy(pixels.copy()).float().div_(255)
@@ -264,6 +325,26 @@ def test_kotlin_preprocessing_equals_torch_bit_for_bit(kotlin, tmp_path, channel
     expected = ((x - mean) / std).reshape(-1).numpy()
     assert got.dtype == np.float64 and got.shape == expected.shape
     np.testing.assert_array_equal(got.astype(np.float32), expected)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_kotlin_preprocessing_of_a_larger_photo_equals_training(kotlin, tmp_path, channels):
+    """A decoded image larger than the model: the app's path equals ondevice.data's (PIL convert, x / 255,
+    antialiased resize, clamp), then normalization, within resize_vectors.json's tolerance."""
+    from PIL import Image
+
+    from ondevice.data import _pixels, _resize
+
+    manifest = _tiny_manifest(channels, 6, 6)
+    save_manifest(tmp_path / "manifest.json", manifest)
+    rgb = np.random.default_rng(10 + channels).integers(0, 256, (41, 29, 3), dtype=np.uint8)
+    got = _kotlin_normalize(kotlin, tmp_path, rgb)
+
+    x = _resize(_pixels(Image.fromarray(rgb, "RGB"), "RGB" if channels == 3 else "L").unsqueeze(0), 6)[0]
+    mean = torch.tensor(manifest["input"]["mean"]).view(-1, 1, 1)
+    std = torch.tensor(manifest["input"]["std"]).view(-1, 1, 1)
+    expected = ((x - mean) / std).reshape(-1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=json.loads(RESIZE_VECTORS.read_text())["tolerance"])
 
 
 def test_kotlin_latency_file_merges_into_the_bundle_and_the_policy_uses_it(kotlin, tmp_path):

@@ -40,7 +40,7 @@ def toy() -> Policy:
 def test_android_readings_normalize():
     s = DeviceState.from_android(
         capacity_percent=15,
-        battery_status=2,
+        plugged=2,
         power_save=True,
         thermal_status=3,
         headroom=float("nan"),
@@ -48,10 +48,11 @@ def test_android_readings_normalize():
     )
     assert (s.battery, s.charging, s.power_save, s.thermal, s.latency_budget_ms) == (0.15, True, True, 3, 50.0)
     assert math.isnan(s.headroom)
-    unknown = DeviceState.from_android(capacity_percent=-(2**31), battery_status=1, thermal_status=-1)
+    unknown = DeviceState.from_android(capacity_percent=-(2**31), plugged=None, thermal_status=-1)
     assert (unknown.battery, unknown.charging, unknown.thermal) == (None, None, None)
-    assert DeviceState.from_android(battery_status=5).charging is True  # FULL while plugged in
-    assert DeviceState.from_android(battery_status=4).charging is False
+    # EXTRA_PLUGGED: AC, USB, wireless, dock are external power whatever the battery status (full, charge limit)
+    assert [DeviceState.from_android(plugged=p).charging for p in (1, 2, 4, 8)] == [True] * 4
+    assert DeviceState.from_android(plugged=0).charging is False
 
 
 def test_ios_readings_normalize():

@@ -1,5 +1,6 @@
 // Plain Kotlin, no Android: the policy, the manifest and policy.json readers, preprocessing and the latency file.
-// `./gradlew :policy:test` runs the JUnit tests, including every vector of ../tests/policy_vectors.json.
+// `./gradlew :policy:test` runs the JUnit tests, including every vector of ../tests/policy_vectors.json and
+// ../tests/resize_vectors.json.
 import org.jetbrains.kotlin.gradle.dsl.JvmTarget
 
 plugins {
@@ -24,4 +25,5 @@ dependencies {
 tasks.test {
     useJUnitPlatform()
     systemProperty("ondevice.vectors", rootProject.file("../tests/policy_vectors.json").absolutePath)
+    systemProperty("ondevice.resize_vectors", rootProject.file("../tests/resize_vectors.json").absolutePath)
 }

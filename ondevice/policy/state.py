@@ -31,9 +31,6 @@ class Thermal(IntEnum):
 
 IOS_THERMAL_NAMES = ("nominal", "fair", "serious", "critical")  # ProcessInfo.ThermalState raw values 0..3
 
-# Android BatteryManager.BATTERY_STATUS_*: 1 UNKNOWN, 2 CHARGING, 3 DISCHARGING, 4 NOT_CHARGING, 5 FULL.
-# FULL is reported only while plugged in, so it counts as charging (external power).
-_ANDROID_CHARGING = {2: True, 3: False, 4: False, 5: True}
 # iOS UIDevice.BatteryState: 0 unknown, 1 unplugged, 2 charging, 3 full (plugged in).
 _IOS_CHARGING = {1: False, 2: True, 3: True}
 
@@ -44,7 +41,7 @@ class DeviceState:
 
     Fields (``None`` = unknown; the policy's meaning for each is in docs/policy.md):
         battery: charge as a fraction 0..1.
-        charging: on external power (charging or full while plugged).
+        charging: on external power (plugged in, whether the battery charges, is full or held at a charge limit).
         power_save: Android battery saver / iOS Low Power Mode.
         thermal: OS thermal status on Android's 0..6 scale (``Thermal``).
         headroom: Android ``getThermalHeadroom`` (1.0 = SEVERE threshold); NaN or None when not given.
@@ -65,7 +62,7 @@ class DeviceState:
         cls,
         *,
         capacity_percent: int | None = None,
-        battery_status: int | None = None,
+        plugged: int | None = None,
         power_save: bool | None = None,
         thermal_status: int | None = None,
         headroom: float | None = None,
@@ -73,14 +70,16 @@ class DeviceState:
         accuracy_floor: float | None = None,
     ) -> DeviceState:
         """From ``BatteryManager.BATTERY_PROPERTY_CAPACITY`` (percent; Integer.MIN_VALUE or any negative value when
-        unsupported), ``BATTERY_STATUS_*``, ``isPowerSaveMode()``, ``getCurrentThermalStatus()`` (0..6) and
-        ``getThermalHeadroom(s)`` (NaN when unsupported or polled faster than once per second)."""
+        unsupported), ``BatteryManager.EXTRA_PLUGGED`` (0 = on battery, else a ``BATTERY_PLUGGED_*`` bit: AC 1,
+        USB 2, wireless 4, dock 8; not ``EXTRA_STATUS``, which says NOT_CHARGING on a charger at a charge limit),
+        ``isPowerSaveMode()``, ``getCurrentThermalStatus()`` (0..6) and ``getThermalHeadroom(s)`` (NaN when
+        unsupported or polled faster than once per second)."""
         battery = None
         if capacity_percent is not None and capacity_percent >= 0:
             battery = capacity_percent / 100.0
         return cls(
             battery=battery,
-            charging=_ANDROID_CHARGING.get(battery_status) if battery_status is not None else None,
+            charging=plugged != 0 if plugged is not None and plugged >= 0 else None,
             power_save=power_save,
             thermal=thermal_status if thermal_status is not None and thermal_status >= 0 else None,
             headroom=headroom,

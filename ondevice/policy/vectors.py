@@ -111,18 +111,20 @@ def _table_selection(manifest: Mapping[str, Any], config: PolicyConfig, device: 
 
 
 def _normalization(config: PolicyConfig) -> list[dict[str, Any]]:
-    android = [
-        {"capacity_percent": 15, "battery_status": 3, "power_save": False, "thermal_status": 2, "headroom": 0.87},
+    android = [  # plugged: BatteryManager.EXTRA_PLUGGED, 0 on battery, AC 1, USB 2, wireless 4, dock 8
+        {"capacity_percent": 15, "plugged": 0, "power_save": False, "thermal_status": 2, "headroom": 0.87},
         {
             "capacity_percent": -2147483648,
-            "battery_status": 1,
+            "plugged": None,
             "power_save": None,
             "thermal_status": None,
             "headroom": None,
         },
-        {"capacity_percent": 100, "battery_status": 5, "power_save": True, "thermal_status": 6, "headroom": 1.2},
-        {"capacity_percent": 57, "battery_status": 2, "power_save": False, "thermal_status": -1, "headroom": 0.5},
-        {"capacity_percent": 0, "battery_status": 4, "power_save": False, "thermal_status": 0, "headroom": -0.1},
+        {"capacity_percent": 100, "plugged": 1, "power_save": True, "thermal_status": 6, "headroom": 1.2},
+        {"capacity_percent": 57, "plugged": 2, "power_save": False, "thermal_status": -1, "headroom": 0.5},
+        {"capacity_percent": 0, "plugged": 0, "power_save": False, "thermal_status": 0, "headroom": -0.1},
+        {"capacity_percent": 80, "plugged": 4, "power_save": False, "thermal_status": 1, "headroom": 0.3},
+        {"capacity_percent": 100, "plugged": 8, "power_save": None, "thermal_status": 0, "headroom": None},
     ]
     ios = [
         {"battery_level": 0.15, "battery_state": 1, "low_power_mode": True, "thermal_state": 2},

@@ -1,48 +1,65 @@
 package org.ondevice.demo
 
-import android.graphics.Bitmap
-import java.io.Closeable
 import kotlin.math.exp
 import org.ondevice.bundle.Bundle
 import org.ondevice.bundle.ExecutorchFormat
 import org.ondevice.bundle.GateDType
-import org.ondevice.bundle.ImageNormalizer
+import org.ondevice.bundle.LogitsProgram
+import org.ondevice.bundle.timed
 import org.pytorch.executorch.EValue
 import org.pytorch.executorch.Module
 import org.pytorch.executorch.Tensor
 
-/** The top class of one image, the sub-network that produced it and how long `execute` took. */
+/** The top class of one image, the sub-network that produced it and its timed run (see [LogitsProgram]). */
 data class Classification(val label: String, val probability: Float, val gates: String, val latencyMs: Double)
 
 /**
  * Runs a bundle's ExecuTorch program: one method taking (image, gates), so switching sub-networks is a different
- * gates tensor on the same loaded program. Shapes, normalization, the method name, the input order and the gates
- * dtype all come from `manifest.json`. Create and use it off the main thread; close it when done.
+ * gates tensor on the same loaded program. The input shape, the method name, the input order, the gates dtype and
+ * the backend all come from `manifest.json`. Create and use it off the main thread, one call at a time (the app
+ * wraps it in a `SerialResource`); close it when done.
  */
-class BundleClassifier(private val bundle: Bundle, numThreads: Int = 0) : Closeable {
+class BundleClassifier(private val bundle: Bundle, numThreads: Int = 0) : LogitsProgram, AutoCloseable {
     private val entry: ExecutorchFormat = bundle.manifest.executorch
         ?: error("${bundle.directory} has no ExecuTorch program; export with `ondevice export --format executorch`")
-    private val normalizer = ImageNormalizer(bundle.manifest.input)
+    private val shape = LongArray(bundle.manifest.input.shape.size) { bundle.manifest.input.shape[it].toLong() }
     private val module: Module = Module.load(bundle.programFile.absolutePath, Module.LOAD_MODE_MMAP, numThreads)
 
     init {
-        module.loadMethod(entry.method) // load (and let XNNPACK pack its weights) now, not on the first image
+        // load (and let XNNPACK pack its weights) now, not on the first image; 0 is ExecuTorch's Error::Ok
+        val error = module.loadMethod(entry.method)
+        check(error == 0) { "cannot load method \"${entry.method}\" of ${bundle.programFile}: ExecuTorch error $error" }
     }
 
-    /** Resizes [bitmap] to the manifest's input size, normalizes it and runs the sub-network [gates]. */
-    fun classify(bitmap: Bitmap, gates: String): Classification {
-        val inputs = inputs(normalizer.normalize(pixels(bitmap)), gates)
-        val start = System.nanoTime()
-        val logits = execute(inputs)
-        val latencyMs = (System.nanoTime() - start) / 1e6
-        val probabilities = softmax(logits)
+    /** The delegate the program was lowered to (`formats.executorch.backend`), for the latency file. */
+    val backend: String get() = entry.backend
+
+    /** Number of floats in one input (`input.shape`). */
+    val inputSize: Int get() = shape.fold(1L) { a, b -> a * b }.toInt()
+
+    /** The top class of [input] (normalized, `input.shape`) with the sub-network [gates], and its timed run. */
+    fun classify(input: FloatArray, gates: String): Classification {
+        val run = timed(input, gates)
+        val probabilities = softmax(run.logits)
         val best = probabilities.indices.maxBy { probabilities[it] }
         val label = bundle.manifest.classNames.getOrElse(best) { "class $best" }
-        return Classification(label, probabilities[best], gates, latencyMs)
+        return Classification(label, probabilities[best], gates, run.latencyMs)
     }
 
+    /** One timed run: the input tensors, `execute` of the manifest's method, the first output (logits) as floats. */
+    override fun logits(input: FloatArray, gates: String): FloatArray =
+        module.execute(entry.method, *inputs(input, gates))[0].toTensor().dataAsFloatArray
+
+    /** A deterministic normal-random input of the right shape, for timing. */
+    fun randomInput(seed: Long = 0): FloatArray {
+        val random = java.util.Random(seed)
+        return FloatArray(inputSize) { random.nextGaussian().toFloat() }
+    }
+
+    override fun close() = module.close()
+
     /** The method's inputs, in the order `formats.executorch.inputs` lists them. */
-    fun inputs(image: FloatArray, gates: String): Array<EValue> {
+    private fun inputs(image: FloatArray, gates: String): Array<EValue> {
         val gateValues = bundle.manifest.gateValues(gates)
         val gatesShape = longArrayOf(gateValues.size.toLong())
         val gatesTensor = when (entry.gatesDType) {
@@ -51,32 +68,11 @@ class BundleClassifier(private val bundle: Bundle, numThreads: Int = 0) : Closea
         }
         return entry.inputs.map { name ->
             when (name) {
-                bundle.manifest.input.name -> EValue.from(Tensor.fromBlob(image, normalizer.shape))
+                bundle.manifest.input.name -> EValue.from(Tensor.fromBlob(image, shape))
                 GATES_INPUT -> EValue.from(gatesTensor)
                 else -> error("formats.executorch.inputs names \"$name\"; this app feeds the image and the gates")
             }
         }.toTypedArray()
-    }
-
-    /** One `execute` of the manifest's method; returns the first output (logits) as floats. */
-    fun execute(inputs: Array<EValue>): FloatArray =
-        module.execute(entry.method, *inputs)[0].toTensor().dataAsFloatArray
-
-    /** A deterministic normal-random input of the right shape, for timing. */
-    fun randomImage(seed: Long = 0): FloatArray {
-        val random = java.util.Random(seed)
-        return FloatArray(normalizer.shape.fold(1L) { a, b -> a * b }.toInt()) { random.nextGaussian().toFloat() }
-    }
-
-    override fun close() = module.close()
-
-    private fun pixels(bitmap: Bitmap): IntArray {
-        val spec = bundle.manifest.input
-        val argb = if (bitmap.config == Bitmap.Config.ARGB_8888) bitmap else bitmap.copy(Bitmap.Config.ARGB_8888, false)
-        val scaled = Bitmap.createScaledBitmap(argb, spec.width, spec.height, true) // bilinear
-        val pixels = IntArray(spec.width * spec.height)
-        scaled.getPixels(pixels, 0, spec.width, 0, 0, spec.width, spec.height)
-        return pixels
     }
 
     private fun softmax(logits: FloatArray): FloatArray {

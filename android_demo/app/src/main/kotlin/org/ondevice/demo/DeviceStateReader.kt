@@ -11,46 +11,45 @@ import android.os.SystemClock
 import androidx.core.content.ContextCompat
 import java.io.Closeable
 import org.ondevice.policy.DeviceState
+import org.ondevice.runtime.ThrottledReading
 
 /**
  * Reads what the policy needs from the OS: thermal status and headroom (`PowerManager`), power-save mode, battery
- * level and charging (`BatteryManager`). Every reading the phone does not give becomes null, which the policy
- * treats as documented in docs/policy.md (unknown is an input, not an error).
+ * level and whether the phone is on external power (`BatteryManager`). Every reading the phone does not give becomes
+ * null, which the policy treats as documented in docs/policy.md (unknown is an input, not an error).
  */
 class DeviceStateReader(context: Context) {
     private val context = context.applicationContext
     private val power = context.getSystemService(PowerManager::class.java)
     private val battery = context.getSystemService(BatteryManager::class.java)
-    private var lastHeadroom: Double? = null
-    private var lastHeadroomAtMs: Long? = null // null: never polled (a Long.MIN_VALUE start overflows `now - last`)
+
+    /**
+     * `getThermalHeadroom(10)` (API 30+), polled at most once a second: faster calls return NaN, so in between the
+     * previous value is reused. NaN (unsupported, or no data yet) stays NaN: the policy ignores it.
+     */
+    private val headroom: ThrottledReading<Double>? =
+        if (power != null && Build.VERSION.SDK_INT >= Build.VERSION_CODES.R) {
+            ThrottledReading(HEADROOM_MIN_INTERVAL_MS, SystemClock::elapsedRealtime) {
+                power.getThermalHeadroom(HEADROOM_FORECAST_S).toDouble()
+            }
+        } else {
+            null
+        }
 
     /** One reading, normalized by the plain-Kotlin [DeviceState.fromAndroid] that the JVM tests check. */
     fun read(latencyBudgetMs: Double? = null, accuracyFloor: Double? = null): DeviceState {
         val sticky = context.registerReceiver(null, IntentFilter(Intent.ACTION_BATTERY_CHANGED))
         return DeviceState.fromAndroid(
             capacityPercent = battery?.getIntProperty(BatteryManager.BATTERY_PROPERTY_CAPACITY),
-            batteryStatus = sticky?.getIntExtra(BatteryManager.EXTRA_STATUS, -1)?.takeIf { it >= 0 },
+            // EXTRA_PLUGGED, not EXTRA_STATUS: on a charger, a full phone or one held at a charge limit is not charging
+            plugged = sticky?.takeIf { it.hasExtra(BatteryManager.EXTRA_PLUGGED) }
+                ?.getIntExtra(BatteryManager.EXTRA_PLUGGED, 0),
             powerSave = power?.isPowerSaveMode,
             thermalStatus = if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) power?.currentThermalStatus else null,
-            headroom = headroom(),
+            headroom = headroom?.get(),
             latencyBudgetMs = latencyBudgetMs,
             accuracyFloor = accuracyFloor,
         )
-    }
-
-    /**
-     * `getThermalHeadroom(10)` (API 30+), polled at most once a second: faster calls return NaN, so in between the
-     * previous value is reused. NaN (unsupported, or no data yet) stays NaN: the policy ignores it.
-     */
-    private fun headroom(): Double? {
-        if (Build.VERSION.SDK_INT < Build.VERSION_CODES.R || power == null) return null
-        val now = SystemClock.elapsedRealtime()
-        val last = lastHeadroomAtMs
-        if (last == null || now - last >= HEADROOM_MIN_INTERVAL_MS) {
-            lastHeadroom = power.getThermalHeadroom(HEADROOM_FORECAST_S).toDouble()
-            lastHeadroomAtMs = now
-        }
-        return lastHeadroom
     }
 
     /**

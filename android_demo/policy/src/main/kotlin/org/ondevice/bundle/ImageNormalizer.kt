@@ -1,13 +1,14 @@
 package org.ondevice.bundle
 
 /**
- * Pixels -> the program's input: NCHW float32 in [0, 1], then `(x - mean) / std` per channel, all from the
- * manifest's `input` (nothing about the size or the statistics is fixed here).
+ * Decoded pixels -> the program's input, as training prepared its images (`ondevice/data.py`): 8-bit values to
+ * float32 `x / 255`, resized to the manifest's `input.width x input.height` with [ImageResize] (torch's
+ * antialiased bilinear), clamped to [0, 1], then `(x - mean) / std` per channel. Nothing about the size or the
+ * statistics is fixed here; it all comes from the manifest's `input`.
  *
- * Input pixels are packed ARGB ints, row-major, already resized to `input.width x input.height` (Android's
- * `Bitmap.getPixels` gives exactly that). One-channel models get PIL's `convert("L")` luma, in PIL's integer form,
- * so a grayscale model sees the values it was trained on. The arithmetic is float32 in the order torch does it
- * (`x / 255`, then `- mean`, then `/ std`, with mean and std rounded to float32 first).
+ * Input pixels are packed ARGB ints, row-major, at the decoded image's own size (Android's `Bitmap.getPixels`).
+ * One-channel models get PIL's `convert("L")` luma, in PIL's integer form, before the resize, as training did.
+ * The arithmetic is float32 in the order torch does it (mean and std rounded to float32 first).
  */
 class ImageNormalizer(private val spec: InputSpec) {
     private val mean = FloatArray(spec.channels) { c -> spec.mean[if (spec.mean.size == 1) 0 else c].toFloat() }
@@ -22,30 +23,44 @@ class ImageNormalizer(private val spec: InputSpec) {
     /** Shape of the tensor [normalize] fills: `input.shape`. */
     val shape: LongArray get() = LongArray(spec.shape.size) { spec.shape[it].toLong() }
 
-    /** Fills a new `[1, C, H, W]` float array from [argb] (`width * height` pixels, row-major). */
-    fun normalize(argb: IntArray): FloatArray {
-        val plane = spec.width * spec.height
-        require(argb.size == plane) {
-            "got ${argb.size} pixels; the model takes ${spec.width} x ${spec.height} = $plane (resize first)"
+    /** The model's input size, which images are resized to. */
+    val width: Int get() = spec.width
+    val height: Int get() = spec.height
+
+    /** The `[1, C, H, W]` input for [argb] (`width * height` pixels, row-major): [resized], then normalized. */
+    fun normalize(argb: IntArray, width: Int, height: Int): FloatArray = standardize(resized(argb, width, height))
+
+    /** `[C, H, W]` values in [0, 1] at the model's input size: what training held before `(x - mean) / std`. */
+    fun resized(argb: IntArray, width: Int, height: Int): FloatArray {
+        require(width >= 1 && height >= 1 && argb.size == width * height) {
+            "got ${argb.size} pixels for $width x $height"
         }
-        val out = FloatArray(spec.channels * plane)
+        val plane = width * height
+        val unit = FloatArray(spec.channels * plane)
         for (i in 0 until plane) {
             val p = argb[i]
             val r = (p shr 16) and 0xff
             val g = (p shr 8) and 0xff
             val b = p and 0xff
             if (spec.channels == 1) {
-                out[i] = scale(luma(r, g, b), 0)
+                unit[i] = luma(r, g, b) / 255f
             } else {
-                out[i] = scale(r, 0)
-                out[plane + i] = scale(g, 1)
-                out[2 * plane + i] = scale(b, 2)
+                unit[i] = r / 255f
+                unit[plane + i] = g / 255f
+                unit[2 * plane + i] = b / 255f
             }
         }
+        if (width == spec.width && height == spec.height) return unit // training's resize is a no-op then
+        val out = ImageResize.resize(unit, spec.channels, height, width, spec.height, spec.width)
+        for (i in out.indices) out[i] = out[i].coerceIn(0f, 1f)
         return out
     }
 
-    private fun scale(value: Int, channel: Int): Float = (value.toFloat() / 255f - mean[channel]) / std[channel]
+    /** `(x - mean) / std` per channel, into a new array. */
+    private fun standardize(unit: FloatArray): FloatArray {
+        val plane = spec.width * spec.height
+        return FloatArray(unit.size) { i -> (unit[i] - mean[i / plane]) / std[i / plane] }
+    }
 
     private companion object {
         /** PIL's ITU-R 601-2 luma: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */

@@ -31,8 +31,22 @@ enum class GateDType(val key: String) {
     }
 }
 
-/** `formats.executorch`: one method taking (image, gates). */
-data class ExecutorchFormat(val file: String, val method: String, val inputs: List<String>, val gatesDType: GateDType)
+/** `formats.executorch`: one method taking (image, gates); [backend] names the delegate in the latency file. */
+data class ExecutorchFormat(
+    val file: String,
+    val method: String,
+    val inputs: List<String>,
+    val gatesDType: GateDType,
+    val backend: String = DEFAULT_BACKEND,
+) {
+    companion object {
+        /**
+         * `backend` is optional in the manifest: without it the program is taken to be XNNPACK, the delegate
+         * `ondevice export --format executorch` lowers to and the default `ondevice profile` assumes.
+         */
+        const val DEFAULT_BACKEND = "xnnpack"
+    }
+}
 
 /**
  * A bundle's `manifest.json`, the contract with the app: everything the app needs to preprocess, run and choose
@@ -51,6 +65,15 @@ data class Manifest(
             "gates \"$gates\": need ${catalog.numStages} letters T/F (T = skip), e.g. ${"F".repeat(catalog.numStages)}"
         }
         return IntArray(gates.length) { if (gates[it] == 'T') 1 else 0 }
+    }
+
+    /**
+     * The sub-networks the bundle's program can run, which the benchmark times: the ExecuTorch program takes the
+     * gates as an input, so that is every sub-network the manifest lists, in its order.
+     */
+    fun runnableGates(): List<String> {
+        checkNotNull(executorch) { "the manifest lists no ExecuTorch program: nothing to run or time" }
+        return catalog.subnets.map { it.gates }
     }
 
     companion object {
@@ -112,6 +135,7 @@ data class Manifest(
                     ?: throw JsonException(
                         "$where.gates_input.dtype \"$dtype\": this app feeds ${GateDType.entries.map { it.key }}",
                     ),
+                backend = entry.optional("backend")?.asString("$where.backend") ?: ExecutorchFormat.DEFAULT_BACKEND,
             )
         }
     }

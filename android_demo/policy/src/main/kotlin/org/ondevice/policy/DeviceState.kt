@@ -22,7 +22,8 @@ enum class Thermal {
  * `thermal.unknown_level`, ...). Out-of-range values are accepted here and clamped by the policy.
  *
  * @property battery charge as a fraction 0..1.
- * @property charging on external power (charging, or full while plugged in).
+ * @property charging on external power: plugged in, whether the battery is charging, full or held by a charge
+ *   limit (the policy's `battery.charging_ignores_battery` is about the power source, not the battery's state).
  * @property powerSave Android battery saver.
  * @property thermal OS thermal status.
  * @property headroom `PowerManager.getThermalHeadroom` (1.0 = SEVERE threshold); null or NaN = unknown.
@@ -42,12 +43,13 @@ data class DeviceState(
         /**
          * From Android's readings, as the platform encodes them:
          * `BatteryManager.BATTERY_PROPERTY_CAPACITY` (percent; negative, e.g. `Integer.MIN_VALUE`, when unsupported),
-         * `BatteryManager.EXTRA_STATUS` (`BATTERY_STATUS_*`), `PowerManager.isPowerSaveMode()`,
-         * `getCurrentThermalStatus()` and `getThermalHeadroom(s)` (NaN when unsupported or polled too often).
+         * `BatteryManager.EXTRA_PLUGGED` from the sticky `ACTION_BATTERY_CHANGED` (0 = on battery, else a
+         * `BATTERY_PLUGGED_*` bit), `PowerManager.isPowerSaveMode()`, `getCurrentThermalStatus()` and
+         * `getThermalHeadroom(s)` (NaN when unsupported or polled too often).
          */
         fun fromAndroid(
             capacityPercent: Int?,
-            batteryStatus: Int?,
+            plugged: Int?,
             powerSave: Boolean?,
             thermalStatus: Int?,
             headroom: Double?,
@@ -55,19 +57,12 @@ data class DeviceState(
             accuracyFloor: Double? = null,
         ) = DeviceState(
             battery = capacityPercent?.takeIf { it >= 0 }?.let { it / 100.0 },
-            charging = batteryStatus?.let(::androidCharging),
+            charging = plugged?.takeIf { it >= 0 }?.let { it != 0 },
             powerSave = powerSave,
             thermal = thermalStatus?.let(Thermal::fromStatus),
             headroom = headroom,
             latencyBudgetMs = latencyBudgetMs,
             accuracyFloor = accuracyFloor,
         )
-
-        /** `BATTERY_STATUS_*`: 2 CHARGING and 5 FULL (only reported while plugged in) are external power. */
-        private fun androidCharging(status: Int): Boolean? = when (status) {
-            2, 5 -> true
-            3, 4 -> false
-            else -> null // 1 UNKNOWN, or a code this app does not know
-        }
     }
 }

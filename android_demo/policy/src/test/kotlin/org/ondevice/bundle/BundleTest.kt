@@ -10,7 +10,9 @@ import org.junit.jupiter.api.Test
 import org.ondevice.json.JsonException
 import org.ondevice.json.JsonObject
 import org.ondevice.json.JsonValue
+import org.ondevice.json.asArray
 import org.ondevice.json.asObject
+import org.ondevice.json.asString
 import org.ondevice.policy.PolicyVectorsTest
 
 class BundleTest {
@@ -40,11 +42,33 @@ class BundleTest {
         assertEquals(listOf("cat", "dog"), manifest.classNames)
         val input = InputSpec("image", listOf(1, 3, 2, 2), listOf(0.5, 0.25, 0.125), listOf(0.5, 0.5, 2.0))
         assertEquals(input, manifest.input)
-        val executorch = ExecutorchFormat("model.pte", "forward", listOf("image", "gates"), GateDType.INT32)
+        val executorch = ExecutorchFormat("model.pte", "forward", listOf("image", "gates"), GateDType.INT32, "xnnpack")
         assertEquals(executorch, manifest.executorch)
         assertEquals(4, manifest.catalog.numStages)
         assertArrayEquals(intArrayOf(1, 0, 1, 0), manifest.gateValues("TFTF"))
         assertThrows(IllegalArgumentException::class.java) { manifest.gateValues("TFT") }
+    }
+
+    @Test
+    fun `the backend comes from the manifest, and without one it is XNNPACK, what the exporter lowers to`() {
+        val coreml = """{"file": "model.pte", "method": "forward", "inputs": ["image", "gates"],
+            "gates_input": {"dtype": "int32", "shape": [4]}, "backend": "coreml"}"""
+        assertEquals("coreml", Manifest.parse(manifestText(executorch = coreml)).executorch?.backend)
+        val none = """{"file": "model.pte", "method": "forward", "inputs": ["image", "gates"],
+            "gates_input": {"dtype": "int32", "shape": [4]}}"""
+        val default = Manifest.parse(manifestText(executorch = none)).executorch?.backend
+        assertEquals(ExecutorchFormat.DEFAULT_BACKEND, default)
+        assertEquals("xnnpack", ExecutorchFormat.DEFAULT_BACKEND)
+    }
+
+    @Test
+    fun `the benchmark times every sub-network the manifest lists, since the one program runs them all`() {
+        val manifest = Manifest.parse(manifestText())
+        val listed = (vectors["manifest"] as JsonObject)["subnets"]!!.asArray("subnets")
+            .map { it.asObject("subnet")["gates"]!!.asString("gates") }
+        assertEquals(listed, manifest.runnableGates())
+        assertTrue(listed.size >= 4 && listed.toSet().size == listed.size)
+        assertThrows(IllegalStateException::class.java) { manifest.copy(executorch = null).runnableGates() }
     }
 
     @Test
@@ -79,7 +103,7 @@ class BundleTest {
     fun `normalizes RGB with the manifest's mean and std, in float32`() {
         val spec = InputSpec("image", listOf(1, 3, 1, 2), listOf(0.5, 0.25, 0.125), listOf(0.5, 0.5, 2.0))
         val pixels = intArrayOf(0xFF_FF_00_80.toInt(), 0x00_00_FF_00)
-        val out = ImageNormalizer(spec).normalize(pixels)
+        val out = ImageNormalizer(spec).normalize(pixels, width = 2, height = 1)
         val expected = floatArrayOf(
             (1f - 0.5f) / 0.5f, (0f - 0.5f) / 0.5f, // R plane
             (0f - 0.25f) / 0.5f, (1f - 0.25f) / 0.5f, // G plane
@@ -87,13 +111,13 @@ class BundleTest {
         )
         assertArrayEquals(expected, out)
         assertArrayEquals(longArrayOf(1, 3, 1, 2), ImageNormalizer(spec).shape)
-        assertThrows(IllegalArgumentException::class.java) { ImageNormalizer(spec).normalize(IntArray(3)) }
+        assertThrows(IllegalArgumentException::class.java) { ImageNormalizer(spec).normalize(IntArray(3), 2, 1) }
     }
 
     @Test
     fun `one channel gets PIL's luma`() {
         val spec = InputSpec("image", listOf(1, 1, 1, 3), listOf(0.0), listOf(1.0))
-        val out = ImageNormalizer(spec).normalize(intArrayOf(0xFFFFFF, 0xFF0000, 0x123456))
+        val out = ImageNormalizer(spec).normalize(intArrayOf(0xFFFFFF, 0xFF0000, 0x123456), width = 3, height = 1)
         // PIL: L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16
         assertArrayEquals(floatArrayOf(255f / 255f, 76f / 255f, 46f / 255f), out)
     }
@@ -118,6 +142,49 @@ class BundleTest {
         assertEquals(listOf("FF", "FT", "TT", "FF", "FT", "TT", "FT", "TT", "FF", "TT", "FF", "FT"), order)
         assertEquals(LatencyStats(3.0, 3.0, 3.0), stats["FF"])
         assertEquals(LatencyStats(1.0, 1.0, 1.0), stats["TT"])
+    }
+
+    @Test
+    fun `a timed run is the whole logits call, tensors and output included`() {
+        var now = 0L
+        val calls = mutableListOf<String>()
+        // a fake program whose tensor creation, forward and output read each take time on the fake clock
+        val program = LogitsProgram { input, gates ->
+            calls += gates
+            now += 1_000_000L // input tensors
+            now += if (gates == "FF") 4_000_000L else 2_000_000L // forward
+            now += 500_000L // reading the logits
+            floatArrayOf(input[0], 1f)
+        }
+        val one = program.timed(floatArrayOf(7f), "FF", clockNs = { now })
+        assertEquals(5.5, one.latencyMs)
+        assertArrayEquals(floatArrayOf(7f, 1f), one.logits)
+        val stats = program.measure(floatArrayOf(7f), listOf("FF", "TT"), runs = 2, warmup = 1, clockNs = { now })
+        assertEquals(LatencyStats(5.5, 5.5, 5.5), stats["FF"])
+        assertEquals(LatencyStats(3.5, 3.5, 3.5), stats["TT"])
+        assertEquals(listOf("FF", "FF", "TT", "FF", "TT", "TT", "FF"), calls)
+    }
+
+    @Test
+    fun `the device check, its generated input, and a match within atol`() {
+        // element i: float32((i * 7919 + 13) % 256) / 127.5 - 1, with (i * 7919 + 13) % 256 = 13, 252, 235
+        val input = DeviceCheck.input(3)
+        assertArrayEquals(floatArrayOf(13f / 127.5f - 1f, 252f / 127.5f - 1f, 235f / 127.5f - 1f), input)
+        val head = input.take(2).joinToString { it.toDouble().toString() }
+        val sum = input.sumOf { it.toDouble() }
+        val text = """{"format": "ondevice-device-check", "version": 1, "program": "model.pte", "sha256": "00",
+            "input": {"shape": [1, 1, 1, 3], "rule": "...", "head": [$head], "sum": $sum},
+            "atol": 0.1, "logits": {"FF": [1.0, -2.0], "TT": [0.5, 0.25]}}"""
+        val check = DeviceCheck.parse(text)
+        assertEquals(null, check.inputMismatch(check.input()))
+        assertTrue(check.inputMismatch(DeviceCheck.input(4))!!.contains("sums to"))
+        assertTrue(check.inputMismatch(floatArrayOf(0f, 0f, 0f))!!.contains("starts"))
+        assertEquals(null, check.mismatch("FF", floatArrayOf(1.09f, -2.09f)))
+        assertTrue(check.mismatch("FF", floatArrayOf(1.0f, -2.2f))!!.contains("logit 1"))
+        assertTrue(check.mismatch("FF", floatArrayOf(Float.NaN, -2.0f))!!.contains("logit 0"))
+        assertTrue(check.mismatch("FF", floatArrayOf(1.0f))!!.contains("1 logits"))
+        assertTrue(check.mismatch("FT", floatArrayOf(1.0f, 2.0f))!!.contains("no logits for FT"))
+        assertThrows(JsonException::class.java) { DeviceCheck.parse(text.replace("device-check", "other")) }
     }
 
     @Test

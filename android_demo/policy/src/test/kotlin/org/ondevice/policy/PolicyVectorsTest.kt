@@ -58,7 +58,7 @@ class PolicyVectorsTest {
             dynamicTest("android normalization $i: ${r.toJson()}") {
                 val state = DeviceState.fromAndroid(
                     capacityPercent = r.optional("capacity_percent")?.asInt("capacity_percent"),
-                    batteryStatus = r.optional("battery_status")?.asInt("battery_status"),
+                    plugged = r.optional("plugged")?.asInt("plugged"),
                     powerSave = r.optional("power_save")?.asBoolean("power_save"),
                     thermalStatus = r.optional("thermal_status")?.asInt("thermal_status"),
                     headroom = r.optional("headroom")?.asDouble("headroom"),

@@ -25,16 +25,16 @@ import org.ondevice.policy.PolicyVectorsTest
  * Runs the app's plain-Kotlin code on files that Python wrote, for `tests/test_apps.py` to compare with Python:
  *
  *     decide BUNDLE_DIR CASES_JSON DEVICE|-      every case's decisions from the bundle's policy.json + manifest.json
- *     normalize MANIFEST_JSON PIXELS_JSON        ARGB ints -> the normalized input tensor
+ *     normalize MANIFEST_JSON PIXELS_JSON W H    ARGB ints of a W x H image -> the normalized input tensor
  *     latency OUT_JSON DEVICE MODEL SAMPLES_JSON timed samples per gates -> the latency file the benchmark writes
  */
 fun main(args: Array<String>) {
     when (args.firstOrNull()) {
         "decide" -> decide(File(args[1]), File(args[2]), args[3].takeUnless { it == "-" })
-        "normalize" -> normalize(File(args[1]), File(args[2]))
+        "normalize" -> normalize(File(args[1]), File(args[2]), args[3].toInt(), args[4].toInt())
         "latency" -> latency(File(args[1]), args[2], args[3], File(args[4]))
         else -> {
-            System.err.println("usage: decide BUNDLE CASES DEVICE|- | normalize MANIFEST PIXELS | latency OUT ...")
+            System.err.println("usage: decide BUNDLE CASES DEVICE|- | normalize MANIFEST PIXELS W H | latency OUT ...")
             exitProcess(2)
         }
     }
@@ -67,10 +67,10 @@ private fun decide(bundleDir: File, casesFile: File, device: String?) {
     println(JsonArray(out).toJson())
 }
 
-private fun normalize(manifestFile: File, pixelsFile: File) {
+private fun normalize(manifestFile: File, pixelsFile: File, width: Int, height: Int) {
     val manifest = Manifest.parse(manifestFile.readText(), manifestFile.path)
     val pixels = read(pixelsFile).asArray("pixels").mapIndexed { i, v -> v.asInt("pixels[$i]") }.toIntArray()
-    val values = ImageNormalizer(manifest.input).normalize(pixels)
+    val values = ImageNormalizer(manifest.input).normalize(pixels, width, height)
     println(JsonArray(values.map { JsonNumber.of(it.toDouble()) }).toJson())
 }
 
