@@ -1,7 +1,7 @@
 import OndeviceModel
 import SwiftUI
 
-/// Times every sub-network the manifest lists and writes Documents/latency.json, the file
+/// Times every sub-network the bundle's program holds and writes Documents/latency.json, the file
 /// `ondevice profile BUNDLE --merge latency.json` reads. Keep the phone idle and cool while it runs.
 struct BenchmarkView: View {
     let bundle: ModelBundle?
@@ -36,11 +36,12 @@ struct BenchmarkView: View {
         }
     }
 
-    /// Every sub-network in the manifest, on one fixed random image, interleaved; writes the latency file.
+    /// Every sub-network the classifier's program holds, on one fixed random image, interleaved; writes the latency
+    /// file. Each sample times the whole `logits` call, as the Android app does.
     private static func benchmark(bundle: ModelBundle, classifier: ImageClassifier, runs: Int, warmup: Int) throws
         -> String
     {
-        let gates = bundle.manifest.catalog.subnets.map(\.gates)
+        let gates = bundle.manifest.gates(in: classifier.program)
         var generator = SystemRandomNumberGenerator()
         let count = bundle.manifest.input.shape.reduce(1, *)
         let image = (0..<count).map { _ in Float.random(in: -1...1, using: &generator) }

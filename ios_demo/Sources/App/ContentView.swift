@@ -1,4 +1,3 @@
-import ImageIO
 import OndeviceModel
 import OndevicePolicy
 import PhotosUI
@@ -22,7 +21,7 @@ struct ContentView: View {
                         Text("\(result.label)  \(result.probability * 100, specifier: "%.1f")%").font(.title2)
                         Text("sub-network \(result.gates), \(result.latencyMs, specifier: "%.1f") ms")
                     } else {
-                        Text(model.image == nil ? "pick an image to classify" : "classifying ...")
+                        Text(model.hasImage ? "classifying ..." : "pick an image to classify")
                     }
                 }
                 if let d = model.decision {
@@ -50,11 +49,8 @@ struct ContentView: View {
         .task { await model.start() }
         .onChange(of: pick) { _, item in
             Task {
-                guard let data = try? await item?.loadTransferable(type: Data.self),
-                      let source = CGImageSourceCreateWithData(data as CFData, nil),
-                      let image = CGImageSourceCreateImageAtIndex(source, 0, nil)
-                else { return }
-                model.image = image
+                guard let data = try? await item?.loadTransferable(type: Data.self) else { return }
+                await model.pick(data)
             }
         }
     }

@@ -1,5 +1,4 @@
 import Combine
-import CoreGraphics
 import Foundation
 import OndeviceModel
 import OndevicePolicy
@@ -15,13 +14,14 @@ final class DemoModel: ObservableObject {
     @Published private(set) var state: DeviceState?
     @Published private(set) var decision: Decision?
     @Published private(set) var result: Classification?
-    @Published var image: CGImage? { didSet { tick() } }
+    @Published private(set) var hasImage = false
 
     private(set) var bundle: ModelBundle?
     private var session: PolicySession?
     private var reader: DeviceStateReader?
     private var classifier: ImageClassifier?
     private var normalizer: ImageNormalizer?
+    private var input: [Float]?  // the picked photo, normalized once
     private var busy = false
     private var subscriptions = Set<AnyCancellable>()
     private let queue = DispatchQueue(label: "ondevice.inference", qos: .userInitiated)
@@ -35,9 +35,11 @@ final class DemoModel: ObservableObject {
         do {
             let bundle = try ModelBundle.load(from: Self.bundleDirectory)
             self.bundle = bundle
-            session = PolicySession(policy: try bundle.policy(device: DeviceStateReader.deviceName))
             normalizer = try ImageNormalizer(input: bundle.manifest.input)
-            classifier = try await Self.makeClassifier(bundle)
+            let classifier = try await Self.makeClassifier(bundle)
+            self.classifier = classifier
+            session = PolicySession(
+                policy: try bundle.policy(device: DeviceStateReader.deviceName, program: classifier.program))
             let reader = DeviceStateReader(levels: bundle.config.thermal.iosLevels)
             self.reader = reader
             reader.changes.sink { [weak self] _ in self?.tick() }.store(in: &subscriptions)
@@ -61,6 +63,20 @@ final class DemoModel: ObservableObject {
         throw BundleError.noProgram("the bundle has no ExecuTorch program, and its Core ML package needs iOS 18")
     }
 
+    /// Decodes (upright, at most `decodeMaxPixelSize`) and normalizes a picked photo off the main thread.
+    func pick(_ data: Data) async {
+        guard let normalizer else { return }
+        do {
+            input = try await Task.detached(priority: .userInitiated) {
+                try normalizer.normalize(normalizer.decode(data))
+            }.value
+            hasImage = true
+            tick()
+        } catch {
+            status = "\(error)"
+        }
+    }
+
     /// Read the state, decide, and classify the current image with the chosen sub-network.
     func tick() {
         guard var session, let reader else { return }
@@ -69,12 +85,12 @@ final class DemoModel: ObservableObject {
         self.session = session
         state = reading
         decision = chosen
-        guard let image, let classifier, let normalizer, let classNames = bundle?.manifest.model.classNames, !busy
-        else { return }  // busy: skip this image, as a camera pipeline drops frames
+        guard let input, let classifier, let classNames = bundle?.manifest.model.classNames, !busy
+        else { return }  // busy: skip this tick, as a camera pipeline drops frames
         busy = true
         queue.async {
             let outcome = Result {
-                try classifier.classify(image: normalizer.normalize(image), gates: chosen.gates, classNames: classNames)
+                try classifier.classify(image: input, gates: chosen.gates, classNames: classNames)
             }
             Task { @MainActor in
                 self.busy = false

@@ -1,10 +1,9 @@
-import CoreGraphics
 import Foundation
 
-/// Pixels -> the model input: NCHW float32 in [0, 1], then `(x - mean) / std` per channel, from the manifest's
-/// `input` (nothing about size or statistics is fixed here). The same arithmetic as the Android app and as torch:
-/// `x / 255`, `- mean`, `/ std` in Float, mean and std rounded to Float first. One-channel models get PIL's
-/// `convert("L")` luma, in PIL's integer form.
+/// Pixels -> the model input, as training prepares images: one-channel models take PIL's `convert("L")` luma (in
+/// PIL's integer form), pixels become floats in [0, 1] (`x / 255`), are resized to the manifest's input size with
+/// `ImageResize` (antialiased bilinear), clamped to [0, 1], then normalized `(x - mean) / std` per channel in Float
+/// (mean and std rounded to Float first). Nothing about size or statistics is fixed here: all comes from `input`.
 public struct ImageNormalizer: Sendable {
     public let input: BundleManifest.Input
     private let mean: [Float]
@@ -22,43 +21,47 @@ public struct ImageNormalizer: Sendable {
         std = (0..<input.channels).map { Float(input.std[input.std.count == 1 ? 0 : $0]) }
     }
 
-    /// Draws `image` into `width x height` RGBA (resizing with Core Graphics' interpolation) and normalizes it.
-    public func normalize(_ image: CGImage) throws -> [Float] {
-        let (width, height) = (input.width, input.height)
-        var rgba = [UInt8](repeating: 0, count: width * height * 4)
-        let drawn = rgba.withUnsafeMutableBytes { buffer -> Bool in
-            guard let context = CGContext(
-                data: buffer.baseAddress, width: width, height: height, bitsPerComponent: 8, bytesPerRow: width * 4,
-                space: CGColorSpaceCreateDeviceRGB(),
-                bitmapInfo: CGImageAlphaInfo.noneSkipLast.rawValue | CGBitmapInfo.byteOrder32Big.rawValue
-            ) else { return false }
-            context.interpolationQuality = .high
-            context.draw(image, in: CGRect(x: 0, y: 0, width: width, height: height))
-            return true
-        }
-        guard drawn else { throw BundleError.invalid("cannot draw the image into \(width) x \(height) RGBA") }
-        return normalize(rgba: rgba)
-    }
+    /// The longest side to decode a photo at: 4x the model input, so that the antialiased resize, not the
+    /// decoder's subsampling, makes the model's pixels, while a 48-megapixel photo never lands in memory whole.
+    public var decodeMaxPixelSize: Int { 4 * max(input.width, input.height) }
 
-    /// Normalizes `width * height` RGBA pixels, row-major (the layout `normalize(_:)` draws into).
-    public func normalize(rgba: [UInt8]) -> [Float] {
-        let plane = input.width * input.height
-        precondition(rgba.count == plane * 4, "got \(rgba.count / 4) pixels; the model takes \(plane)")
-        var out = [Float](repeating: 0, count: input.channels * plane)
+    /// Normalizes `width * height` RGBA pixels (row-major, any size) into the model input `[1, C, H, W]`.
+    public func normalize(rgba: [UInt8], width: Int, height: Int) throws -> [Float] {
+        guard width > 0, height > 0, rgba.count == width * height * 4 else {
+            throw ImageError.pixels("got \(rgba.count) bytes for a \(width) x \(height) RGBA image")
+        }
+        let plane = width * height
+        var pixels = [Float](repeating: 0, count: input.channels * plane)
         for i in 0..<plane {
             let r = Int(rgba[4 * i]), g = Int(rgba[4 * i + 1]), b = Int(rgba[4 * i + 2])
             if input.channels == 1 {
-                out[i] = scale((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16, channel: 0)
+                pixels[i] = Float((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) / 255
             } else {
-                out[i] = scale(r, channel: 0)
-                out[plane + i] = scale(g, channel: 1)
-                out[2 * plane + i] = scale(b, channel: 2)
+                pixels[i] = Float(r) / 255
+                pixels[plane + i] = Float(g) / 255
+                pixels[2 * plane + i] = Float(b) / 255
             }
         }
-        return out
+        let resized = ImageResize.resize(
+            pixels, channels: input.channels, height: height, width: width, toHeight: input.height,
+            toWidth: input.width)
+        let size = input.width * input.height
+        return resized.indices.map { i in
+            let c = i / size
+            return (min(max(resized[i], 0), 1) - mean[c]) / std[c]
+        }
     }
+}
 
-    private func scale(_ value: Int, channel: Int) -> Float {
-        (Float(value) / 255 - mean[channel]) / std[channel]
+/// An image the app cannot turn into the model input; the description says why.
+public enum ImageError: Error, CustomStringConvertible {
+    case pixels(String)
+    case decode(String)
+
+    public var description: String {
+        switch self {
+        case .pixels(let detail): return "image pixels: \(detail)"
+        case .decode(let detail): return "cannot decode the image: \(detail)"
+        }
     }
 }

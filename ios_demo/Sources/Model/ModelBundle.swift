@@ -38,9 +38,11 @@ public struct BundleManifest: Decodable, Sendable {
         public var method: String
         public var inputs: [String]
         public var gatesInput: GatesInput
+        /// The delegate the program was exported for ("xnnpack"); older bundles do not say.
+        public var backend: String?
 
         private enum CodingKeys: String, CodingKey {
-            case file, method, inputs, gatesInput = "gates_input"
+            case file, method, inputs, gatesInput = "gates_input", backend
         }
     }
 
@@ -80,6 +82,21 @@ public struct BundleManifest: Decodable, Sendable {
         }
     }
 
+    /// The program a classifier runs.
+    public enum Program: Sendable {
+        case executorch, coreml
+    }
+
+    /// The catalog's sub-networks that `program` holds, in catalog order: all of them in the ExecuTorch program;
+    /// in the Core ML package only those `formats.coreml.functions` names (an export may hold a subset).
+    public func gates(in program: Program) -> [String] {
+        let all = catalog.subnets.map(\.gates)
+        switch program {
+        case .executorch: return all
+        case .coreml: return all.filter { formats.coreml?.functions[$0] != nil }
+        }
+    }
+
     /// The gates tensor values for `gates` ("TFFT"): 1 = skip that stage.
     public func gateValues(_ gates: String) throws -> [Int32] {
         guard gates.count == catalog.numStages, gates.allSatisfy({ $0 == "T" || $0 == "F" }) else {
@@ -114,6 +131,12 @@ public struct ModelBundle: Sendable {
     public var manifest: BundleManifest
     public var config: PolicyConfig
 
+    public init(directory: URL, manifest: BundleManifest, config: PolicyConfig) {
+        self.directory = directory
+        self.manifest = manifest
+        self.config = config
+    }
+
     /// Reads `manifest.json` and `policy.json` from `directory` (the app's Documents/bundle).
     public static func load(from directory: URL) throws -> ModelBundle {
         let manifestURL = directory.appendingPathComponent("manifest.json")
@@ -130,8 +153,12 @@ public struct ModelBundle: Sendable {
         return ModelBundle(directory: directory, manifest: manifest, config: config)
     }
 
-    /// The policy for `device`, using that device's latency table when the manifest has one.
-    public func policy(device: String?) throws -> Policy {
-        try Policy(config: config, catalog: manifest.catalog, device: device)
+    /// The policy for `device` (its latency table when the manifest has one), choosing among the sub-networks
+    /// that `program` holds.
+    public func policy(device: String?, program: BundleManifest.Program) throws -> Policy {
+        var catalog = manifest.catalog
+        let runnable = Set(manifest.gates(in: program))
+        catalog.subnets.removeAll { !runnable.contains($0.gates) }
+        return try Policy(config: config, catalog: catalog, device: device)
     }
 }

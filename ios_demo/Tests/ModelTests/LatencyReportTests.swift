@@ -41,7 +41,7 @@ final class LatencyReportTests: XCTestCase {
         let input = try JSONDecoder().decode(BundleManifest.Input.self, from: Data("""
             {"name": "image", "shape": [1, 3, 1, 2], "mean": [0.5, 0.25, 0.125], "std": [0.5, 0.5, 2.0]}
             """.utf8))
-        let out = try ImageNormalizer(input: input).normalize(rgba: [255, 0, 128, 255, 0, 255, 0, 0])
+        let out = try ImageNormalizer(input: input).normalize(rgba: [255, 0, 128, 255, 0, 255, 0, 0], width: 2, height: 1)
         let expected: [Float] = [
             (1 - 0.5) / 0.5, (0 - 0.5) / 0.5,
             (0 - 0.25) / 0.5, (1 - 0.25) / 0.5,
