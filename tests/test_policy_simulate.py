@@ -62,6 +62,40 @@ def test_energy_is_conserved_and_an_idle_phone_settles():
     assert r["battery_left"] == pytest.approx(sim.start_battery - sim.idle_w * hours / sim.battery_wh)
 
 
+def _with_power(manifest: dict, idle_w: float, active_w: float) -> dict:
+    """The example manifest with its latency table carrying battery power measured by an app."""
+    manifest = json.loads(json.dumps(manifest))
+    table = next(iter(manifest["latency"].values()))
+    table["power"] = {
+        "method": "current-voltage",
+        "idle_w": idle_w,
+        "busy_w": idle_w + active_w,
+        "active_w": active_w,
+        "idle_s": 10.0,
+        "busy_s": 20.0,
+        "samples": 300,
+    }
+    return manifest
+
+
+def test_power_measured_on_the_phone_replaces_the_assumed_constants():
+    """Two cool minutes (no throttling): inference energy = busy time x active_w, idle draw = idle_w x duration."""
+    sim = replace(SHORT, start_c=25.0)
+    assumed = run_strategies(example_manifest(), sim)
+    one = run_strategies(_with_power(example_manifest(), 0.5, 1.5), sim)
+    two = run_strategies(_with_power(example_manifest(), 0.5, 3.0), sim)
+    assert assumed["power_source"] == "SimConfig" and one["power_source"].startswith("measured on")
+    assert one["active_w"] == 1.5 and one["sim"]["idle_w"] == 0.5
+    for name in STRATEGIES:
+        a, b = one["strategies"][name], two["strategies"][name]
+        assert a["time_in_state_s"] == b["time_in_state_s"] and a["served"] == b["served"]
+        assert b["inference_energy_j"] == pytest.approx(2 * a["inference_energy_j"], rel=1e-9)
+        idle_j = a["total_energy_j"] - a["inference_energy_j"]
+        assert idle_j == pytest.approx(0.5 * sim.minutes * 60.0, rel=1e-9)
+        ratio = assumed["strategies"][name]["inference_energy_j"] / a["inference_energy_j"]
+        assert ratio == pytest.approx(assumed["active_w"] / 1.5, rel=1e-9)
+
+
 def test_hot_start_throttles_the_super_net():
     sim = replace(SHORT, start_c=47.0, minutes=3.0)
     report = run_strategies(example_manifest(), sim)

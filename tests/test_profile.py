@@ -80,10 +80,32 @@ def test_merge_app_latency_file(bundle, tmp_path):
     assert "Pixel 8 (Tensor G3), Android 15" in load_manifest(bundle)["latency"]
 
 
+POWER = {
+    "method": "energy-counter",
+    "idle_w": 1.2,
+    "busy_w": 3.4,
+    "active_w": 2.2,
+    "idle_s": 10.0,
+    "busy_s": 20.0,
+    "samples": 300,
+    "gates": "FFF",
+}
+
+
+def test_merge_keeps_the_power_measured_on_the_phone(bundle, tmp_path):
+    phone = tmp_path / "phone.json"
+    phone.write_text(json.dumps(_phone(power=POWER)))
+    table = merge_latency(bundle, phone)["latency"]["Pixel 8 (Tensor G3), Android 15"]
+    assert table["power"] == POWER
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         (_phone(format="other"), r"not an ondevice latency file at format"),
+        (_phone(power={**POWER, "active_w": -0.1}), r"at power\.active_w"),
+        (_phone(power={**POWER, "watts": 1.0}), r"at power\.watts: Additional properties"),
+        (_phone(power={**POWER, "method": "guess"}), r"at power\.method"),
         (_phone(subnets={"FFF": {"p90_ms": 1.0}}), r"'median_ms' is a required property"),
         (_phone(subnets={"FFFF": {"median_ms": 1.0}}), r"names sub-networks \['FFFF'\]"),
         (_phone(model="mobilenetv2_adn"), r"measured on model 'mobilenetv2_adn', this bundle holds 'resnet20_adn'"),

@@ -10,7 +10,9 @@ deliberately small; every constant is a ``SimConfig`` field with its reason besi
 * Latency: the table's median, log-normal noise fitted to its p90, times the throttling slowdown of the OS
   thermal status at the start of the inference.
 * Power: ``idle_w`` always (screen, camera preview, the rest of the SoC), plus ``active_w`` of the backend
-  times the throttling power factor while an inference runs. Energy per inference = latency x power.
+  times the throttling power factor while an inference runs. Energy per inference = latency x power. When the
+  latency table the policy plans with was measured by a demo app that also measured the phone's battery power
+  (its ``power``: idle and busy watts), those two numbers replace ``idle_w`` and ``active_w``.
 * Heat: one lumped node, C dT/dt = P - (T - T_ambient) / R (Newtonian cooling), integrated exactly between
   events. The OS thermal status follows T through the Pixel-like skin thresholds, with 1 C of hysteresis on
   the way down, and the Android headroom is AOSP's linear normalization of a 10 s forecast, with noise and
@@ -357,6 +359,9 @@ def run_strategies(
     super_gates = gates_cfg["super_net"] if gates_cfg["super_net"] in nets else policy.front[-1]
     base_gates = gates_cfg["base_net"] if gates_cfg["base_net"] in nets else policy.front[0]
     active_w = sim.active_w.get(backend or "", sim.default_active_w)
+    measured = manifest["latency"].get(policy.table.source.device or "", {}).get("power")
+    if measured is not None:
+        sim, active_w = replace(sim, idle_w=measured["idle_w"]), measured["active_w"]
     draws = _draws(sim)
     super_ms = nets[super_gates].median_ms
     choosers = {
@@ -373,6 +378,7 @@ def run_strategies(
         "backend": backend,
         "latency_scale": scale,
         "active_w": active_w,
+        "power_source": f"measured on {policy.table.source.device!r}" if measured is not None else "SimConfig",
         "accuracy_key": policy.table.accuracy_key,
         "front": [asdict(s) for s in policy.table.front],
         "super_net": super_gates,
