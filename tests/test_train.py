@@ -192,37 +192,73 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert "data digits: 64 train / 16 test, 1x8x8, 10 classes" in out  # what was loaded is said before training
 
 
-def test_ddp_two_processes_on_cpu(tmp_path):
-    """torchrun with two gloo workers: both ranks train, rank 0 writes the checkpoint."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "ondevice",
-        "train",
-        "--data",
-        "digits",
-        "--limit",
-        "64",
-        "--batch-size",
-        "8",
-        "--epochs",
-        "1",
-        "--out",
-        str(tmp_path),
+def _two_synchronized_ranks_in_one_process(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The oracle of a 2-rank DDP run, without DDP: each step runs the method's step on each rank's batch (its
+    sampler shard, its gate generator), averages the two gradients, as DDP's all-reduce does, and steps once.
+    Norm buffers follow rank 0's forwards (DDP broadcasts rank 0's buffers before every forward)."""
+    data = load_data(cfg.data, cfg.data_root, image_size=cfg.image_size, seed=cfg.seed, limit=cfg.limit)
+    torch.manual_seed(cfg.seed)  # rank 0's initial weights, which DDP broadcasts to rank 1
+    model = train_module._build(cfg, data.spec)
+    params = [p for p in model.parameters()]
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+    samplers = [
+        torch.utils.data.DistributedSampler(
+            data.train, num_replicas=2, rank=r, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+        for r in range(2)
     ]
+    loaders = [
+        torch.utils.data.DataLoader(data.train, batch_size=cfg.batch_size, sampler=s, drop_last=True) for s in samplers
+    ]
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * len(loaders[0]))
+    step_fn = train_module.step_function(cfg, model.num_stages)
+    model.train()
+    for epoch in range(cfg.epochs):
+        for s in samplers:
+            s.set_epoch(epoch)
+        gate_rngs = [torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + r) for r in range(2)]
+        for batches in zip(*loaders):
+            grads = []
+            buffers = {k: v.clone() for k, v in model.named_buffers()}
+            for rank, (x, y) in enumerate(batches):
+                optimizer.zero_grad(set_to_none=False)
+                step_fn(model, x, y, gate_rngs[rank])
+                grads.append([p.grad.clone() for p in params])
+                if rank == 0:
+                    after_rank0 = {k: v.clone() for k, v in model.named_buffers()}
+                    for k, v in model.named_buffers():
+                        v.copy_(buffers[k])
+            for p, g0, g1 in zip(params, *grads):
+                p.grad.copy_(g0 / 2 + g1 / 2)
+            for k, v in model.named_buffers():
+                v.copy_(after_rank0[k])
+            optimizer.step()
+            scheduler.step()
+    return dict(model.named_parameters())
+
+
+def test_ddp_two_processes_on_cpu_train_like_two_synchronized_ranks(tmp_path):
+    """torchrun with two gloo workers: rank 0's weights equal the oracle above (a run whose ranks did not
+    synchronize differs from it by 0.1 or more), and rank 0 writes the checkpoint."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["--data", "digits", "--limit", "64", "--batch-size", "8", "--epochs", "1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ondevice"]
     result = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1]
+        [*cmd, "train", *args, "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     # 64 images / (2 ranks x 8) = 4 steps per epoch
     assert state["scheduler"]["last_epoch"] == 4
+    expected = _two_synchronized_ranks_in_one_process(TrainConfig.from_dict(state["train_config"]))
+    worst = max(float((state["model"][k] - v).abs().max()) for k, v in expected.items())
+    assert worst < 1e-4, f"rank 0 differs from two synchronized ranks by {worst}"
 
 
 # --- bad inputs: a clear error, nothing lost ---------------------------------------------------------
