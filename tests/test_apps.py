@@ -374,6 +374,92 @@ def test_kotlin_latency_file_merges_into_the_bundle_and_the_policy_uses_it(kotli
     assert policy.table.source.kind == "device" and policy.table.source.device == device
 
 
+def _readings(rng, seconds: float, current_ua: float, volts_mv: int, counter_nwh_per_s: int | None, start_ms: int):
+    """Battery readings every 100 ms as the app takes them: [time_ms, current_ua, voltage_mv, energy_nwh]. The current's
+    sign flips at random (vendors differ) around a noisy magnitude; the counter, when given, steps once a second."""
+    rows = []
+    for i in range(int(seconds * 10) + 1):
+        magnitude = int(current_ua * (1 + 0.05 * rng.standard_normal()))
+        counter = None if counter_nwh_per_s is None else 90_000_000_000 - counter_nwh_per_s * ((i + 4) // 10)
+        rows.append([start_ms + 100 * i, magnitude * int(rng.choice([-1, 1])), volts_mv, counter])
+    return rows
+
+
+def _python_power(idle: list, busy: list, method: str) -> dict[str, float]:
+    """The numbers the app should write, worked out here from the same readings (before rounding)."""
+
+    def window(rows):
+        if method == "current-voltage":
+            t = [r[0] for r in rows]
+            return float(np.mean([abs(r[1]) * r[2] * 1e-9 for r in rows])), (t[-1] - t[0]) / 1000
+        steps = [i for i in range(1, len(rows)) if rows[i][3] != rows[i - 1][3]]
+        first, last = rows[steps[0]], rows[steps[-1]]
+        ms = last[0] - first[0]
+        return (first[3] - last[3]) * 3.6e-3 / ms, ms / 1000
+
+    (idle_w, idle_s), (busy_w, busy_s) = window(idle), window(busy)
+    return {
+        "idle_w": idle_w,
+        "busy_w": busy_w,
+        "active_w": max(0.0, busy_w - idle_w),
+        "idle_s": idle_s,
+        "busy_s": busy_s,
+    }
+
+
+@pytest.mark.parametrize("method", ["current-voltage", "energy-counter"])
+def test_kotlin_power_in_the_latency_file_validates_and_merges(kotlin, tmp_path, method):
+    """Readings as the app takes them -> the app's estimator and writer -> latency.json with "power", which the
+    schema accepts and `ondevice profile --merge` keeps; the watts are the ones worked out here from the readings."""
+    from ondevice.contract.schemas import load_schema
+    from ondevice.profile import merge_latency
+
+    jsonschema = pytest.importorskip("jsonschema")
+    bundle = write_example_bundle(tmp_path / "bundle")
+    manifest = example_manifest()
+    gates = [s["gates"] for s in manifest["subnets"]]
+    super_net = "F" * manifest["gates"]["num_stages"]
+    rng = np.random.default_rng(1)
+    counter = method == "energy-counter"
+    # ~1.95 W idle (500 mA at 3.9 V; the counter: 0.5 mWh a second = 1.8 W), ~4.7 W busy (1.3 mWh a second = 4.68 W)
+    idle = _readings(rng, 10, 500_000, 3_900, 500_000 if counter else None, 1_000)
+    busy = _readings(rng, 20, 1_200_000, 3_850, 1_300_000 if counter else None, 12_000)
+    power_file = tmp_path / "power.json"
+    power_file.write_text(json.dumps({"gates": super_net, "idle": idle, "busy": busy}))
+    (tmp_path / "samples.json").write_text(json.dumps({g: [1.0 + i, 2.0 + i] for i, g in enumerate(gates)}))
+    device = "Google Pixel 8"
+    args = (tmp_path / "latency.json", device, "vit_b_16_adn", tmp_path / "samples.json", power_file)
+    assert _tool(kotlin, "latency", *args) == ""
+
+    data = json.loads((tmp_path / "latency.json").read_text())
+    jsonschema.validate(data, load_schema("latency"))
+    power = data["power"]
+    assert list(power) == ["method", "idle_w", "busy_w", "active_w", "idle_s", "busy_s", "samples", "gates"]
+    assert power["method"] == method and power["gates"] == super_net and power["samples"] == len(idle) + len(busy)
+    expected = _python_power(idle, busy, method)
+    for key, value in expected.items():
+        assert power[key] == pytest.approx(value, abs=0.5e-4 + 1e-12), key  # written rounded to 4 decimals
+        assert power[key] == round(power[key], 4)
+    if counter:
+        assert (power["idle_w"], power["busy_w"], power["active_w"]) == (1.8, 4.68, 2.88)
+    else:
+        assert 1.8 < power["idle_w"] < 2.1 and 4.3 < power["busy_w"] < 4.9
+    table = merge_latency(bundle, tmp_path / "latency.json")["latency"][device]
+    assert table["power"] == power
+
+
+def test_kotlin_writes_no_power_when_the_readings_give_none(kotlin, tmp_path):
+    """No voltage (and no energy counter): the file has no "power", and the tool says why."""
+    gates = [s["gates"] for s in example_manifest()["subnets"]]
+    rows = [[100 * i, 500_000, None, None] for i in range(20)]
+    power_file = tmp_path / "power.json"
+    power_file.write_text(json.dumps({"gates": gates[0], "idle": rows, "busy": rows}))
+    (tmp_path / "samples.json").write_text(json.dumps({g: [1.0] for g in gates}))
+    out = _tool(kotlin, "latency", tmp_path / "latency.json", "Phone", "m", tmp_path / "samples.json", power_file)
+    assert out.startswith("refused NO_CURRENT_OR_VOLTAGE")
+    assert "power" not in json.loads((tmp_path / "latency.json").read_text())
+
+
 # ---------------------------------------------------------------------------------------------------
 # Swift
 

@@ -1,30 +1,81 @@
 package org.ondevice.demo
 
 import android.content.Context
+import android.os.SystemClock
+import android.util.Log
 import java.time.Instant
 import java.time.temporal.ChronoUnit
 import org.ondevice.bundle.Bundle
+import org.ondevice.bundle.LatencyPower
 import org.ondevice.bundle.LatencyReport
 import org.ondevice.bundle.measure
 import org.ondevice.bundle.toJsonText
+import org.ondevice.power.BackToBack
+import org.ondevice.power.PowerEstimate
+import org.ondevice.power.PowerResult
+import org.ondevice.power.PowerSampler
+import org.ondevice.power.PowerSchedule
+import org.ondevice.power.measurePower
 
 /**
  * Times the sub-networks the bundle's program runs ([org.ondevice.bundle.Manifest.runnableGates]) on this phone,
  * interleaved like `ondevice profile`, each run one full logits call (input tensors, forward, output; see
- * [org.ondevice.bundle.LogitsProgram]) on one fixed random input, and writes `latency.json`
- * ([AppFiles.latencyFile]). Blocking: run it off the main thread. Used by [BenchmarkActivity] and the
- * instrumented test.
+ * [org.ondevice.bundle.LogitsProgram]) on one fixed random input; then, when the phone is on battery and the
+ * [PowerSchedule] has both windows, measures its battery power idle and with the super-net running back to back
+ * ([measurePower]); and writes `latency.json` ([AppFiles.latencyFile]) with both. Blocking: run it off the main
+ * thread (the power windows are read on the calling thread). Used by [BenchmarkActivity] and the instrumented test.
  */
 object Benchmark {
     const val DEFAULT_RUNS = 50
     const val DEFAULT_WARMUP = 5
+    private const val TAG = "ondevice-benchmark"
 
-    /** [threads] 0 leaves ExecuTorch's thread pool as it is (the file then has no `threads`). */
-    fun run(context: Context, runs: Int, warmup: Int, threads: Int): LatencyReport {
+    /** The file's content, and a line saying what became of the power measurement (measured, refused, skipped). */
+    class Result(val report: LatencyReport, val powerNote: String)
+
+    /**
+     * [threads] 0 leaves ExecuTorch's thread pool as it is (the file then has no `threads`). [power] with a 0 s window
+     * (the default) skips the power measurement.
+     */
+    fun run(
+        context: Context,
+        runs: Int,
+        warmup: Int,
+        threads: Int,
+        power: PowerSchedule = PowerSchedule(0, 0),
+    ): Result {
         val bundle = Bundle.load(AppFiles.bundleDir(context))
         val gates = bundle.manifest.runnableGates()
+        val superNet = bundle.manifest.superNetGates()
+        var powerNote = "power not measured (power_idle_s or power_busy_s is 0)"
+        var measured: LatencyPower? = null
         val (stats, backend) = BundleClassifier(bundle, threads).use { classifier ->
-            classifier.measure(classifier.randomInput(), gates, runs, warmup) to classifier.backend
+            val input = classifier.randomInput()
+            val timed = classifier.measure(input, gates, runs, warmup)
+            if (power.enabled) {
+                val sampler = PowerSampler(
+                    power.intervalMs,
+                    SystemClock::elapsedRealtime,
+                    { ms -> Thread.sleep(ms) },
+                    BatteryPowerReader(context),
+                )
+                try {
+                    val result = measurePower(power, sampler) { BackToBack { classifier.logits(input, superNet) } }
+                    when (result) {
+                        is PowerResult.Measured -> {
+                            measured = LatencyPower(superNet, result.estimate)
+                            powerNote = describe(result.estimate, superNet)
+                        }
+                        is PowerResult.Refused -> powerNote = "power not measured (${result.reason}): ${result.message}"
+                    }
+                } catch (e: InterruptedException) {
+                    throw e
+                } catch (e: Exception) { // the latency table is still worth writing
+                    Log.w(TAG, "power measurement failed", e)
+                    powerNote = "power measurement failed: ${e.message}"
+                }
+            }
+            timed to classifier.backend
         }
         val version = context.packageManager.getPackageInfo(context.packageName, 0).versionName
         val report = LatencyReport(
@@ -37,8 +88,15 @@ object Benchmark {
             measuredAt = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(),
             app = "ondevice demo $version (Android)",
             subnets = stats,
+            power = measured,
         )
         AppFiles.latencyFile(context).writeText(report.toJsonText())
-        return report
+        Log.i(TAG, powerNote)
+        return Result(report, powerNote)
     }
+
+    private fun describe(e: PowerEstimate, gates: String): String =
+        "power (%s, %s back to back): idle %.3f W, busy %.3f W, active %.3f W over %.1f s + %.1f s, %d readings".format(
+            e.method.key, gates, e.idleW, e.busyW, e.activeW, e.idleS, e.busyS, e.samples,
+        )
 }

@@ -7,6 +7,7 @@ import org.ondevice.json.JsonObject
 import org.ondevice.json.JsonString
 import org.ondevice.json.JsonValue
 import org.ondevice.json.jsonObject
+import org.ondevice.power.PowerEstimate
 
 /** Median, p90 and min of one sub-network's timed runs, in ms, computed as `ondevice profile` does. */
 data class LatencyStats(val medianMs: Double, val p90Ms: Double, val minMs: Double) {
@@ -30,10 +31,19 @@ data class LatencyStats(val medianMs: Double, val p90Ms: Double, val minMs: Doub
     }
 }
 
+/** The battery power measured while the sub-network [gates] (the super-net, all F) ran back to back. */
+data class LatencyPower(val gates: String, val estimate: PowerEstimate) {
+    init {
+        require(gates.isNotEmpty() && gates.all { it == 'T' || it == 'F' }) { "gates must be T/F, got \"$gates\"" }
+    }
+}
+
 /**
  * The latency file the app's benchmark writes and `ondevice profile BUNDLE --merge FILE` reads
  * (`ondevice/contract/latency.schema.json`, format "ondevice-latency", version 1). Its [device] becomes the latency
- * table's name in the manifest; the policy then finds it under the same name on this phone.
+ * table's name in the manifest; the policy then finds it under the same name on this phone. [power], when the phone
+ * could measure it (on battery), becomes the file's `power` object, from which `--merge` fits the device's power
+ * constants.
  */
 data class LatencyReport(
     val device: String,
@@ -45,6 +55,7 @@ data class LatencyReport(
     val measuredAt: String,
     val app: String,
     val subnets: Map<String, LatencyStats>,
+    val power: LatencyPower? = null,
 ) {
     init {
         require(device.isNotEmpty()) { "device name is empty" }
@@ -52,6 +63,9 @@ data class LatencyReport(
         require(subnets.keys.all { g -> g.isNotEmpty() && g.all { it == 'T' || it == 'F' } }) { "gates must be T/F" }
         require(runs >= 1 && warmup >= 0) { "need runs >= 1 and warmup >= 0, got $runs and $warmup" }
         require(threads == null || threads >= 1) { "threads must be >= 1, got $threads" }
+        require(power == null || subnets.keys.all { it.length == power.gates.length }) {
+            "power gates \"${power?.gates}\" do not have as many stages as the sub-networks"
+        }
     }
 
     fun toJson(): JsonObject {
@@ -67,6 +81,7 @@ data class LatencyReport(
         members["warmup"] = JsonNumber.of(warmup.toLong())
         members["measured_at"] = JsonString(measuredAt)
         members["app"] = JsonString(app)
+        power?.let { members["power"] = powerJson(it) }
         members["subnets"] = JsonObject(
             subnets.mapValues { (_, s) ->
                 jsonObject(
@@ -80,11 +95,26 @@ data class LatencyReport(
     }
 
     companion object {
+        /** `power`: exactly the keys of latency.schema.json, numbers rounded like the latency numbers. */
+        private fun powerJson(power: LatencyPower): JsonObject {
+            val e = power.estimate
+            return jsonObject(
+                "method" to JsonString(e.method.key),
+                "idle_w" to JsonNumber.of(round4(e.idleW)),
+                "busy_w" to JsonNumber.of(round4(e.busyW)),
+                "active_w" to JsonNumber.of(round4(e.activeW)),
+                "idle_s" to JsonNumber.of(round4(e.idleS)),
+                "busy_s" to JsonNumber.of(round4(e.busyS)),
+                "samples" to JsonNumber.of(e.samples.toLong()),
+                "gates" to JsonString(power.gates),
+            )
+        }
+
         const val FORMAT = "ondevice-latency"
         const val VERSION = 1
         const val FILE_NAME = "latency.json"
 
-        /** 4 decimals (0.1 us), as `ondevice profile` writes its own tables: Python's round(ms, 4), exactly. */
+        /** 4 decimals (0.1 us; 0.1 mW, 0.1 ms), as `ondevice profile` writes its tables: Python's round(x, 4). */
         private fun round4(ms: Double): Double = BigDecimal(ms).setScale(4, RoundingMode.HALF_EVEN).toDouble()
     }
 }

@@ -76,6 +76,9 @@ data class Manifest(
         return catalog.subnets.map { it.gates }
     }
 
+    /** The super-net: every stage runs (all F). The benchmark's power measurement runs it back to back. */
+    fun superNetGates(): String = "F".repeat(catalog.numStages)
+
     companion object {
         const val VERSION = 1
         const val FILE_NAME = "manifest.json"

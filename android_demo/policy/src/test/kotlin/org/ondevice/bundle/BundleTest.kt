@@ -14,6 +14,8 @@ import org.ondevice.json.asArray
 import org.ondevice.json.asObject
 import org.ondevice.json.asString
 import org.ondevice.policy.PolicyVectorsTest
+import org.ondevice.power.PowerEstimate
+import org.ondevice.power.PowerMethod
 
 class BundleTest {
     private val vectors = PolicyVectorsTest.loadVectors()
@@ -201,5 +203,65 @@ class BundleTest {
         assertEquals("{\"median_ms\":2.1235,\"p90_ms\":3.0,\"min_ms\":1.0}", row)
         val badGates = mapOf("FX" to LatencyStats(1.0, 1.0, 1.0))
         assertThrows(IllegalArgumentException::class.java) { report.copy(subnets = badGates) }
+        assertEquals(null, json["power"], "no power measured, no power written")
+    }
+
+    @Test
+    fun `the latency file carries the measured power, rounded like the latencies`() {
+        // 500 mA and 1200 mA at 3.9 V: 1.95 W idle, 4.68 W busy, 2.73 W active (ulps off, rounded away)
+        val estimate =
+            PowerEstimate(PowerMethod.CURRENT_VOLTAGE, 1.9500000000000002, 4.680000049, 10.00004, 19.99996, 302)
+        val report = LatencyReport(
+            device = "Google Pixel 8", model = "tiny", backend = "xnnpack", threads = null, runs = 3, warmup = 1,
+            measuredAt = "2025-01-01T00:00:00Z", app = "ondevice-demo 0.1.0",
+            subnets = mapOf("FF" to LatencyStats(2.0, 3.0, 1.0), "TF" to LatencyStats(1.0, 1.5, 0.5)),
+            power = LatencyPower("FF", estimate),
+        )
+        val expected = """{
+          |  "format": "ondevice-latency",
+          |  "version": 1,
+          |  "device": "Google Pixel 8",
+          |  "model": "tiny",
+          |  "backend": "xnnpack",
+          |  "runs": 3,
+          |  "warmup": 1,
+          |  "measured_at": "2025-01-01T00:00:00Z",
+          |  "app": "ondevice-demo 0.1.0",
+          |  "power": {
+          |    "method": "current-voltage",
+          |    "idle_w": 1.95,
+          |    "busy_w": 4.68,
+          |    "active_w": 2.73,
+          |    "idle_s": 10.0,
+          |    "busy_s": 20.0,
+          |    "samples": 302,
+          |    "gates": "FF"
+          |  },
+          |  "subnets": {
+          |    "FF": {
+          |      "median_ms": 2.0,
+          |      "p90_ms": 3.0,
+          |      "min_ms": 1.0
+          |    },
+          |    "TF": {
+          |      "median_ms": 1.0,
+          |      "p90_ms": 1.5,
+          |      "min_ms": 0.5
+          |    }
+          |  }
+          |}
+          |""".trimMargin()
+        assertEquals(expected, report.toJsonText())
+        val counter = PowerEstimate(PowerMethod.ENERGY_COUNTER, 1.8, 1.7, 9.0, 19.0, 302)
+        val power = report.copy(power = LatencyPower("FF", counter)).toJson()["power"]!!.asObject("power")
+        assertEquals("\"energy-counter\"", power["method"]!!.toJson())
+        assertEquals("0.0", power["active_w"]!!.toJson()) // busy below idle: nothing added, never negative
+        assertThrows(IllegalArgumentException::class.java) { report.copy(power = LatencyPower("FFF", estimate)) }
+        assertThrows(IllegalArgumentException::class.java) { LatencyPower("F1", estimate) }
+    }
+
+    @Test
+    fun `the super-net runs every stage`() {
+        assertEquals("FFFF", Manifest.parse(manifestText()).superNetGates())
     }
 }

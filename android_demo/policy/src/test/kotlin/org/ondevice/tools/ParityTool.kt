@@ -4,35 +4,46 @@ import java.io.File
 import kotlin.system.exitProcess
 import org.ondevice.bundle.Bundle
 import org.ondevice.bundle.ImageNormalizer
+import org.ondevice.bundle.LatencyPower
 import org.ondevice.bundle.LatencyReport
 import org.ondevice.bundle.LatencyStats
 import org.ondevice.bundle.Manifest
 import org.ondevice.bundle.toJsonText
 import org.ondevice.json.JsonArray
 import org.ondevice.json.JsonBoolean
+import org.ondevice.json.JsonNull
 import org.ondevice.json.JsonNumber
 import org.ondevice.json.JsonString
 import org.ondevice.json.JsonValue
 import org.ondevice.json.asArray
 import org.ondevice.json.asDouble
 import org.ondevice.json.asInt
+import org.ondevice.json.asLong
 import org.ondevice.json.asObject
+import org.ondevice.json.asString
 import org.ondevice.json.jsonObject
 import org.ondevice.policy.PolicySession
 import org.ondevice.policy.PolicyVectorsTest
+import org.ondevice.power.PowerResult
+import org.ondevice.power.PowerSample
+import org.ondevice.power.estimatePower
 
 /**
  * Runs the app's plain-Kotlin code on files that Python wrote, for `tests/test_apps.py` to compare with Python:
  *
  *     decide BUNDLE_DIR CASES_JSON DEVICE|-      every case's decisions from the bundle's policy.json + manifest.json
  *     normalize MANIFEST_JSON PIXELS_JSON W H    ARGB ints of a W x H image -> the normalized input tensor
- *     latency OUT_JSON DEVICE MODEL SAMPLES_JSON timed samples per gates -> the latency file the benchmark writes
+ *     latency OUT_JSON DEVICE MODEL SAMPLES_JSON [POWER_JSON]
+ *                                                timed samples per gates (and battery readings: {"gates", "idle",
+ *                                                "busy"}, each reading [time_ms, current_ua, voltage_mv, energy_nwh],
+ *                                                null for unknown) -> the latency file the benchmark writes; a refused
+ *                                                power measurement prints its reason and writes no power
  */
 fun main(args: Array<String>) {
     when (args.firstOrNull()) {
         "decide" -> decide(File(args[1]), File(args[2]), args[3].takeUnless { it == "-" })
         "normalize" -> normalize(File(args[1]), File(args[2]), args[3].toInt(), args[4].toInt())
-        "latency" -> latency(File(args[1]), args[2], args[3], File(args[4]))
+        "latency" -> latency(File(args[1]), args[2], args[3], File(args[4]), args.getOrNull(5)?.let(::File))
         else -> {
             System.err.println("usage: decide BUNDLE CASES DEVICE|- | normalize MANIFEST PIXELS W H | latency OUT ...")
             exitProcess(2)
@@ -74,9 +85,21 @@ private fun normalize(manifestFile: File, pixelsFile: File, width: Int, height: 
     println(JsonArray(values.map { JsonNumber.of(it.toDouble()) }).toJson())
 }
 
-private fun latency(out: File, device: String, model: String, samplesFile: File) {
+private fun latency(out: File, device: String, model: String, samplesFile: File, powerFile: File?) {
     val samples = read(samplesFile).asObject("samples").members.mapValues { (g, v) ->
         v.asArray(g).mapIndexed { i, x -> x.asDouble("$g[$i]") }
+    }
+    val power = powerFile?.let { file ->
+        val json = read(file).asObject("power")
+        fun window(key: String) = json[key]!!.asArray(key).map { r ->
+            val row = r.asArray(key)
+            fun long(i: Int) = row[i].takeUnless { it == JsonNull }?.asLong("$key[$i]")
+            PowerSample(long(0)!!, long(1), long(2)?.toInt(), long(3))
+        }
+        when (val result = estimatePower(window("idle"), window("busy"))) {
+            is PowerResult.Measured -> LatencyPower(json["gates"]!!.asString("gates"), result.estimate)
+            is PowerResult.Refused -> null.also { println("refused ${result.reason}: ${result.message}") }
+        }
     }
     val report = LatencyReport(
         device = device,
@@ -88,6 +111,7 @@ private fun latency(out: File, device: String, model: String, samplesFile: File)
         measuredAt = "2025-01-01T00:00:00Z",
         app = "parity-tool",
         subnets = samples.mapValues { LatencyStats.of(it.value) },
+        power = power,
     )
     out.writeText(report.toJsonText())
 }
