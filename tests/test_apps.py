@@ -217,12 +217,14 @@ def test_resize_vectors_are_what_training_resizes_today(resize_vectors):
 
 
 def _changed_config() -> PolicyConfig:
-    """The default policy.json with other battery-tier and headroom thresholds."""
+    """The default policy.json with other battery-tier and headroom thresholds and an accuracy slack (0.3 points:
+    FFFT, 0.2 points below FFFF, then stands in for it)."""
     default = PolicyConfig()
     return replace(
         default,
         battery=replace(default.battery, tiers=(BatteryTier(0.35, 0.6), BatteryTier(0.6, 0.8))),
         thermal=replace(default.thermal, headroom_thresholds=(0.7, 0.85, 0.95, 1.02)),
+        accuracy=replace(default.accuracy, slack=0.003),
     )
 
 

@@ -397,3 +397,42 @@ def test_latency_is_made_monotone_over_the_gate_lattice():
     assert monotone_latency({"FF": 5.0, "FT": 6.0, "TT": 1.0}) == {"FF": 5.0, "FT": 5.0, "TT": 1.0}  # FT <= FF
     with pytest.raises(ValueError, match="latency nan ms"):
         monotone_latency({"FF": 5.0, "TT": float("nan")})
+
+
+# --- accuracy slack ----------------------------------------------------------------------------------------------
+
+
+def _slack(slack: float, floor: float = 0.0) -> Policy:
+    config = PolicyConfig()
+    return Policy.from_manifest(
+        make_manifest(TOY_ROWS),
+        replace(config, accuracy=replace(config.accuracy, slack=slack, default_floor=floor)),
+        device="phone",
+    )
+
+
+@pytest.mark.parametrize(
+    ("slack", "floor", "chosen"),
+    [
+        (0.0, 0.0, "FFF"),  # the most accurate the caps allow
+        (0.006, 0.0, "FFT"),  # 0.945 >= 0.950 - 0.006: the cheapest within the slack
+        (0.011, 0.0, "FTT"),  # 0.940 >= 0.939
+        (0.031, 0.0, "TTT"),  # the whole front is within 0.031
+        (0.031, 0.944, "FFT"),  # ... but the floor still holds
+    ],
+)
+def test_the_cheapest_sub_network_within_the_slack_is_chosen(slack, floor, chosen):
+    decision, _ = _slack(slack, floor).decide(COOL, 0.0)
+    assert decision.gates == decision.target == chosen
+
+
+def test_an_upgrade_stops_at_the_cheapest_sub_network_within_the_slack():
+    """Hot (SEVERE: the caps allow TTT only), then cool: the upgrade goes to FFT, not to FFF 0.5 points above."""
+    policy = _slack(0.006)
+    hot = replace(COOL, thermal=4)
+    first, memory = policy.decide(hot, 0.0)
+    assert first.gates == "TTT"
+    waiting, memory = policy.decide(COOL, 600.0, memory)  # the upgrade waits out min_dwell_up_s
+    assert waiting.gates == "TTT" and waiting.target == "FFT"
+    later, _ = policy.decide(COOL, 600.0 + policy.config.hysteresis.min_dwell_up_s, memory)
+    assert later.gates == "FFT" and later.switched

@@ -85,7 +85,8 @@ def test_the_swift_vectors_test_fails_on_a_one_ulp_change(swift_root):
 
 
 def _planted(tmp_path: Path, path: str, right: str, wrong: str) -> Path:
-    """A copy of the package with `right` replaced by `wrong` in `path`."""
+    """A copy of the package with `right` replaced by `wrong` in `path` (built from scratch, away from the
+    package's own incremental build: switching sources under one build folder can leave stale objects)."""
     package = tmp_path / "ios_demo"
     shutil.copytree(IOS, package, ignore=shutil.ignore_patterns(".build"))
     source = package / path
@@ -103,7 +104,7 @@ def test_the_one_ulp_test_notices_a_loosened_comparison(swift_root, tmp_path):
         "XCTAssertEqual(got.bitPattern, expected.bitPattern,",
         "XCTAssertEqual(got, expected, accuracy: 1e-6,",
     )
-    done, failed = _tampered_run(swift_root, "--package", str(package))
+    done, failed = _tampered_run(swift_root, "--package", str(package), "--fresh")
     assert done.returncode == 0 and not failed, done.stdout[-3000:]
 
 
@@ -131,5 +132,5 @@ PLANTED = {
 
 @pytest.mark.parametrize("bug", sorted(PLANTED))
 def test_a_planted_bug_fails_the_swift_tests(swift_root, bug, tmp_path):
-    done = _swift("test", "--package", str(_planted(tmp_path, *PLANTED[bug])))
+    done = _swift("test", "--package", str(_planted(tmp_path, *PLANTED[bug])), "--fresh")
     assert done.returncode != 0 and _summary(done)[2] > 0, f"{bug} went unnoticed:\n{done.stdout[-3000:]}"

@@ -59,10 +59,14 @@ class LatencyParams:
 
 @dataclass(frozen=True)
 class AccuracyParams:
-    """Which accuracy column ranks sub-networks, and the floor when the app gives none."""
+    """Which accuracy column ranks sub-networks, the floor when the app gives none, and the slack: of the
+    sub-networks the caps allow, the cheapest within ``slack`` (top-1, absolute) of the most accurate one is
+    chosen, so that energy is not spent on accuracy differences smaller than the slack (0: always the most
+    accurate)."""
 
     precision: str | None = None  # None: the bundle's precision (manifest precision.name), else "fp32"
     default_floor: float = 0.0
+    slack: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ public struct Policy: Sendable {
         let cap = latencyCap <= energyCap ? latencyCap : energyCap
 
         let fits = countFitting(cap)
-        let target = fits > 0 && accuracy[fits - 1] >= floor ? fits - 1 : 0
+        let target = fits > 0 && accuracy[fits - 1] >= floor ? settle(fits - 1, floor: floor) : 0
 
         let current = memory.gates.flatMap { indexOf[$0] }
         var choice = target
@@ -135,8 +135,9 @@ public struct Policy: Sendable {
             } else if target > current {
                 var upCap = latencyCap * upScale
                 if energyCap < upCap { upCap = energyCap }
-                let up = countFitting(upCap) - 1
-                if up > current && accuracy[up] >= floor {
+                let upFits = countFitting(upCap)
+                let up = upFits > 0 && accuracy[upFits - 1] >= floor ? settle(upFits - 1, floor: floor) : 0
+                if up > current {
                     var start = now
                     if let previous = memory.upSinceS, !(previous > now) { start = previous }
                     upSince = start
@@ -156,6 +157,15 @@ public struct Policy: Sendable {
             latencyBudgetMs: budget, latencyCapMs: latencyCap, energyCapMs: energyCap, capMs: cap, floor: floor,
             memory: PolicyMemory(gates: chosen.gates, sinceS: since, upSinceS: upSince)
         )
+    }
+
+    /// The cheapest front index up to `best` within the slack of `best`'s accuracy and meeting `floor`.
+    private func settle(_ best: Int, floor: Double) -> Int {
+        var need = accuracy[best] - config.accuracy.slack
+        if need < floor { need = floor }
+        var i = 0
+        while accuracy[i] < need { i += 1 }
+        return i
     }
 
     /// How many front entries have latency <= `cap`: a prefix, since the front is sorted by latency.

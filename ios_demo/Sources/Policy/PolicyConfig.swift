@@ -47,6 +47,8 @@ public struct PolicyConfig: Equatable, Sendable {
         /// nil: the bundle's precision, else fp32.
         public var precision: String?
         public var defaultFloor: Double
+        /// The cheapest sub-network within `slack` (top-1) of the most accurate one the caps allow is chosen.
+        public var slack: Double
     }
 
     /// Per level NONE...SHUTDOWN: expected `slowdown` and allowed `energy` (docs/policy.md, section 5).
@@ -145,7 +147,7 @@ extension PolicyConfig.Latency: Decodable {
 
 extension PolicyConfig.Accuracy: Decodable {
     private enum Keys: String, CodingKey, CaseIterable {
-        case precision, defaultFloor = "default_floor"
+        case precision, defaultFloor = "default_floor", slack
     }
 
     public init(from decoder: Decoder) throws {
@@ -153,6 +155,7 @@ extension PolicyConfig.Accuracy: Decodable {
         let c = try decoder.container(keyedBy: Keys.self)
         precision = try c.decodeIfPresent(String.self, forKey: .precision)
         defaultFloor = try c.number(.defaultFloor, where: { (0...1).contains($0) }, rule: "must be in [0, 1]")
+        slack = try c.number(.slack, where: { $0 >= 0 && $0 < 1 }, rule: "must be in [0, 1)")
     }
 }
 

@@ -91,6 +91,21 @@ final class PolicyVectorsTests: XCTestCase {
         }
     }
 
+    /// The accuracy slack, by hand: FFFF 0.814, FFFT 0.812, TTFF 0.809 in the vectors' manifest; with a cool phone
+    /// and a generous budget the caps allow FFFF, and the cheapest within the slack stands in for it.
+    func testTheCheapestSubNetworkWithinTheSlackIsChosen() throws {
+        let cool = DeviceState(
+            battery: 1, charging: false, powerSave: false, thermal: Thermal(status: 0), headroom: nil,
+            latencyBudgetMs: 1000, accuracyFloor: nil)
+        for (slack, expected) in [(0.0, "FFFF"), (0.003, "FFFT"), (0.0055, "TTFF")] {
+            var config = vectors.policy
+            config.accuracy.slack = slack
+            let policy = try Policy(config: config, catalog: vectors.manifest, device: vectors.table.device)
+            var session = PolicySession(policy: policy)
+            XCTAssertEqual(session.decide(cool, now: 0).gates, expected, "slack \(slack)")
+        }
+    }
+
     // MARK: - Helpers
 
     private func assertTable(_ table: SubnetTable, equals expect: TableExpect, _ what: String) {

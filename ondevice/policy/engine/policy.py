@@ -153,6 +153,7 @@ class Policy:
         self._charging_ignores = bat.charging_ignores_battery
         self._default_budget = config.latency.default_budget_ms
         self._default_floor = config.accuracy.default_floor
+        self._slack = config.accuracy.slack
         self._up_scale = 1.0 - hy.upgrade_margin
         self._dwell_up = hy.min_dwell_up_s
         self._dwell_down = hy.min_dwell_down_s
@@ -232,7 +233,7 @@ class Policy:
 
         lat, acc = self._lat, self._acc
         k = bisect_right(lat, cap)
-        target = k - 1 if k > 0 and acc[k - 1] >= floor else 0
+        target = self._settle(k - 1, floor) if k > 0 and acc[k - 1] >= floor else 0
 
         current = None if memory is None or memory.gates is None else self._index.get(memory.gates)
         up_since = None
@@ -252,12 +253,13 @@ class Policy:
                 if energy_cap < up_cap:
                     up_cap = energy_cap
                 k_up = bisect_right(lat, up_cap)
-                if k_up - 1 > current and acc[k_up - 1] >= floor:
+                up = self._settle(k_up - 1, floor) if k_up > 0 and acc[k_up - 1] >= floor else 0
+                if up > current:
                     up_since = memory.up_since_s
                     if up_since is None or up_since > now_s:
                         up_since = now_s
                     if now_s - up_since >= self._dwell_up:
-                        choice = k_up - 1
+                        choice = up
         switched = current is not None and choice != current
         if switched:
             since = now_s
@@ -280,6 +282,17 @@ class Policy:
             floor,
         )
         return decision, memory
+
+    def _settle(self, best: int, floor: float) -> int:
+        """The cheapest front index up to ``best`` whose accuracy is within the slack of ``best``'s and meets the
+        floor (``best`` meets it)."""
+        need = self._acc[best] - self._slack
+        if need < floor:
+            need = floor
+        i = 0
+        while self._acc[i] < need:
+            i += 1
+        return i
 
     def explain(self, decision: Decision, state: DeviceState) -> str:
         """Why ``decision`` was made, in a few lines (for ``ondevice policy decide``)."""

@@ -104,7 +104,7 @@ class Policy(val table: SubnetTable, val config: PolicyConfig) {
         val cap = if (latencyCap <= energyCap) latencyCap else energyCap
 
         val fits = countFitting(cap)
-        val target = if (fits > 0 && accuracy[fits - 1] >= floor) fits - 1 else 0
+        val target = if (fits > 0 && accuracy[fits - 1] >= floor) settle(fits - 1, floor) else 0
 
         val current = memory.gates?.let { indexOf[it] }
         var choice: Int
@@ -121,8 +121,9 @@ class Policy(val table: SubnetTable, val config: PolicyConfig) {
             } else if (target > current) {
                 var upCap = latencyCap * upScale
                 if (energyCap < upCap) upCap = energyCap
-                val up = countFitting(upCap) - 1
-                if (up > current && accuracy[up] >= floor) {
+                val upFits = countFitting(upCap)
+                val up = if (upFits > 0 && accuracy[upFits - 1] >= floor) settle(upFits - 1, floor) else 0
+                if (up > current) {
                     val previous = memory.upSinceS
                     val start = if (previous == null || previous > nowS) nowS else previous
                     upSince = start
@@ -153,6 +154,15 @@ class Policy(val table: SubnetTable, val config: PolicyConfig) {
             floor = floor,
             memory = PolicyMemory(chosen.gates, since, upSince),
         )
+    }
+
+    /** The cheapest front index up to [best] within the slack of [best]'s accuracy and meeting [floor]. */
+    private fun settle(best: Int, floor: Double): Int {
+        var need = accuracy[best] - config.accuracy.slack
+        if (need < floor) need = floor
+        var i = 0
+        while (accuracy[i] < need) i++
+        return i
     }
 
     /** How many front entries have latency <= [cap]: a prefix, since the front is sorted by latency. */

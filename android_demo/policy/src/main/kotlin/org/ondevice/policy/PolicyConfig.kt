@@ -25,7 +25,8 @@ enum class LatencyStatistic(val key: String) {
 data class LatencyParams(val statistic: LatencyStatistic, val defaultBudgetMs: Double, val fallbackMsPerGflop: Double)
 
 /** [precision] null: the bundle's precision, else fp32. */
-data class AccuracyParams(val precision: String?, val defaultFloor: Double)
+/** [slack]: the cheapest sub-network within [slack] (top-1) of the most accurate one the caps allow is chosen. */
+data class AccuracyParams(val precision: String?, val defaultFloor: Double, val slack: Double)
 
 /** Per level NONE..SHUTDOWN: expected [slowdown] and allowed [energy]; see docs/policy.md, section 5. */
 data class ThermalParams(
@@ -97,9 +98,11 @@ data class PolicyConfig(
             val latency =
                 LatencyParams(statistic, lat.positive("default_budget_ms"), lat.positive("fallback_ms_per_gflop"))
 
-            val acc = sections.section("accuracy", "precision", "default_floor")
+            val acc = sections.section("accuracy", "precision", "default_floor", "slack")
             val precision = if (acc.value("precision") == JsonNull) null else acc.string("precision")
-            val accuracy = AccuracyParams(precision, acc.fraction("default_floor"))
+            val slack = acc.number("slack")
+            if (!(slack >= 0.0 && slack < 1.0)) acc.fail("slack", "$slack: must be in [0, 1)")
+            val accuracy = AccuracyParams(precision, acc.fraction("default_floor"), slack)
 
             val th =
                 sections.section("thermal", "slowdown", "energy", "headroom_thresholds", "unknown_level", "ios_levels")
