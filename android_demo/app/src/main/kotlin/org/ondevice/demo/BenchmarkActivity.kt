@@ -1,28 +1,21 @@
 package org.ondevice.demo
 
 import android.os.Bundle as SavedState
-import android.util.Log
 import android.view.WindowManager
 import androidx.activity.ComponentActivity
 import androidx.activity.compose.setContent
 import androidx.activity.enableEdgeToEdge
+import androidx.activity.viewModels
 import androidx.compose.foundation.layout.padding
 import androidx.compose.foundation.rememberScrollState
 import androidx.compose.foundation.verticalScroll
 import androidx.compose.material3.MaterialTheme
 import androidx.compose.material3.Scaffold
 import androidx.compose.material3.Text
-import androidx.compose.runtime.getValue
-import androidx.compose.runtime.mutableStateOf
-import androidx.compose.runtime.setValue
+import androidx.compose.runtime.LaunchedEffect
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.text.font.FontFamily
 import androidx.compose.ui.unit.dp
-import androidx.lifecycle.lifecycleScope
-import kotlinx.coroutines.CancellationException
-import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.launch
-import kotlinx.coroutines.withContext
 import org.ondevice.power.PowerSchedule
 
 /**
@@ -39,7 +32,7 @@ import org.ondevice.power.PowerSchedule
  * wireless adb, and leave it alone. The screen is kept on while it runs.
  */
 class BenchmarkActivity : ComponentActivity() {
-    private var text by mutableStateOf("benchmark starting ...")
+    private val model: BenchmarkViewModel by viewModels()
 
     override fun onCreate(savedInstanceState: SavedState?) {
         enableEdgeToEdge()
@@ -48,53 +41,34 @@ class BenchmarkActivity : ComponentActivity() {
             MaterialTheme {
                 Scaffold { insets ->
                     Text(
-                        text,
+                        model.text,
                         Modifier.padding(insets).padding(16.dp).verticalScroll(rememberScrollState()),
                         fontFamily = FontFamily.Monospace,
                     )
                 }
+                // the power's idle window is "screen on, app idle": a screen timeout would change what it measures
+                LaunchedEffect(model.running) {
+                    if (model.running) {
+                        window.addFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON)
+                    } else {
+                        window.clearFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON)
+                    }
+                }
             }
         }
-        val runs = intent.getIntExtra(EXTRA_RUNS, Benchmark.DEFAULT_RUNS)
-        val warmup = intent.getIntExtra(EXTRA_WARMUP, Benchmark.DEFAULT_WARMUP)
-        val threads = intent.getIntExtra(EXTRA_THREADS, 0) // 0: ExecuTorch's default thread pool
         val power = PowerSchedule(
             idleS = intent.getIntExtra(EXTRA_POWER_IDLE_S, PowerSchedule.DEFAULT_IDLE_S).coerceAtLeast(0),
             busyS = intent.getIntExtra(EXTRA_POWER_BUSY_S, PowerSchedule.DEFAULT_BUSY_S).coerceAtLeast(0),
         )
-        if (power.enabled) {
-            text = "benchmark running: latency rounds, then power (${power.idleS} s idle, ${power.busyS} s busy) " +
-                "if on battery.\nLeave the phone alone."
-        }
-        // the idle window is "screen on, app idle": a screen timeout in the middle would change what it measures
-        window.addFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON)
-        lifecycleScope.launch {
-            text = try {
-                val result = withContext(Dispatchers.Default) {
-                    Benchmark.run(this@BenchmarkActivity, runs, warmup, threads, power)
-                }
-                val report = result.report
-                val file = AppFiles.latencyFile(this@BenchmarkActivity)
-                Log.i(TAG, "wrote $file")
-                val rows = report.subnets.entries.joinToString("\n") { (g, s) ->
-                    "%-8s %9.3f %9.3f %9.3f".format(g, s.medianMs, s.p90Ms, s.minMs)
-                }
-                "${report.device}, ${report.backend}, ${report.runs} runs\n\ngates    median ms    p90 ms    min ms\n" +
-                    "$rows\n\n${result.powerNote}\n\n" +
-                    "wrote $file\nmerge it: ondevice profile BUNDLE --merge latency.json"
-            } catch (e: CancellationException) {
-                throw e
-            } catch (e: Exception) {
-                Log.e(TAG, "benchmark failed", e)
-                "benchmark failed: ${e.message}"
-            } finally {
-                window.clearFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON)
-            }
-        }
+        model.start( // once: a rotation recreates the activity, not the run
+            runs = intent.getIntExtra(EXTRA_RUNS, Benchmark.DEFAULT_RUNS),
+            warmup = intent.getIntExtra(EXTRA_WARMUP, Benchmark.DEFAULT_WARMUP),
+            threads = intent.getIntExtra(EXTRA_THREADS, 0), // 0: ExecuTorch's default thread pool
+            power = power,
+        )
     }
 
     companion object {
-        private const val TAG = "ondevice-benchmark"
         const val EXTRA_RUNS = "runs"
         const val EXTRA_WARMUP = "warmup"
         const val EXTRA_THREADS = "threads"

@@ -1,0 +1,60 @@
+package org.ondevice.demo
+
+import android.app.Application
+import android.util.Log
+import androidx.compose.runtime.getValue
+import androidx.compose.runtime.mutableStateOf
+import androidx.compose.runtime.setValue
+import androidx.lifecycle.AndroidViewModel
+import androidx.lifecycle.viewModelScope
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+import org.ondevice.power.PowerSchedule
+
+/** One benchmark run and its text, kept across rotations: recreating [BenchmarkActivity] never starts another. */
+class BenchmarkViewModel(application: Application) : AndroidViewModel(application) {
+    var text by mutableStateOf("benchmark starting ...")
+        private set
+    var running by mutableStateOf(false)
+        private set
+    private var started = false
+
+    /** Starts the run unless this screen already started one. */
+    fun start(runs: Int, warmup: Int, threads: Int, power: PowerSchedule) {
+        if (started) return
+        started = true
+        running = true
+        if (power.enabled) {
+            text = "benchmark running: latency rounds, then power (${power.idleS} s idle, ${power.busyS} s busy) " +
+                "if on battery.\nLeave the phone alone."
+        }
+        val app = getApplication<Application>()
+        viewModelScope.launch {
+            text = try {
+                val result = withContext(Dispatchers.Default) { Benchmark.run(app, runs, warmup, threads, power) }
+                val report = result.report
+                val file = AppFiles.latencyFile(app)
+                Log.i(TAG, "wrote $file")
+                val rows = report.subnets.entries.joinToString("\n") { (g, s) ->
+                    "%-8s %9.3f %9.3f %9.3f".format(g, s.medianMs, s.p90Ms, s.minMs)
+                }
+                "${report.device}, ${report.backend}, ${report.runs} runs\n\ngates    median ms    p90 ms    min ms\n" +
+                    "$rows\n\n${result.powerNote}\n\n" +
+                    "wrote $file\nmerge it: ondevice profile BUNDLE --merge latency.json"
+            } catch (e: CancellationException) {
+                throw e
+            } catch (e: Exception) {
+                Log.e(TAG, "benchmark failed", e)
+                "benchmark failed: ${e.message}"
+            } finally {
+                running = false
+            }
+        }
+    }
+
+    private companion object {
+        const val TAG = "ondevice-benchmark"
+    }
+}
