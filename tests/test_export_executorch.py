@@ -6,7 +6,9 @@ from torch import nn
 
 from ondevice.export.common import PARITY_ATOL, ExportError
 from ondevice.export.executorch import (
+    _channels_last_boundaries,
     _check_delegated,
+    _segments,
     export_executorch,
     export_static_executorch,
     program_ops,
@@ -170,3 +172,19 @@ def test_covering_gates_cover_every_branch_for_deep_models():
     assert len(deep) == 18 and Gates((False,) * 8) in deep and Gates((True,) * 8) in deep
     for i in range(8):  # each stage is skipped in one setting and run in another
         assert any(g[i] for g in deep) and any(not g[i] for g in deep)
+
+
+def test_activations_cross_stage_boundaries_channels_last():
+    """Between the stages of a conv network the activations cross channels-last, XNNPACK's layout (no transpose
+    each way at every delegate boundary), with the same values; the image and the logits keep their layout."""
+    segments, _ = _segments(tiny_model(), None)
+    nhwc = _channels_last_boundaries(segments)
+    assert nhwc.examples[0] is segments.examples[0]
+    assert all(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for x in nhwc.examples[1:])
+    last = len(nhwc.branches) - 1
+    with torch.no_grad():
+        for i, branches in enumerate(nhwc.branches):
+            for key, module in branches.items():
+                y = module(nhwc.examples[i])
+                assert torch.allclose(y, segments.branches[i][key](segments.examples[i]), atol=1e-5)
+                assert (y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)) == (i < last)

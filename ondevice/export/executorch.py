@@ -20,6 +20,9 @@ per-channel affine" (a depthwise 1x1 conv), so the conv folds with the main norm
 is stored once (~1.03x), at the price of that affine in skipped stages; ``"run"`` puts the affine in
 the run branches. docs/export.md has the measured trade-off.
 
+A feature map that crosses from one stage's delegate to the next crosses channels-last (NHWC, as
+XNNPACK computes), so no boundary transposes it twice (float programs; see ``_channels_last_boundaries``).
+
 ``gates`` is an int32 tensor of shape [S], 1 = skip (the Gates convention), as
 :func:`ondevice.models.gates_tensor` builds it: int32 is the one dtype both apps' ExecuTorch tensors
 take without conversion.
@@ -159,8 +162,22 @@ def _layer_norm_for_xnnpack(
     return y if bias is None else y + bias
 
 
+def _adaptive_avg_pool_for_xnnpack(x: Tensor, output_size: Sequence[int]) -> Tensor:
+    """``aten.adaptive_avg_pool2d`` to 1x1 as a mean over H and W.
+
+    The default decomposition of a channels-last input (the activations between stages, see
+    :class:`_ChannelsLastOutput`) restores its strides with ``as_strided``, which XNNPACK does not take.
+    """
+    if list(output_size) == [1, 1]:
+        return x.mean(dim=(-2, -1), keepdim=True)
+    return torch.ops.aten._adaptive_avg_pool2d.default(x, output_size)
+
+
 # Decompositions applied before lowering, for ops XNNPACK lacks but can compute from the ones it has.
-XNNPACK_DECOMPOSITIONS: dict[Any, Callable[..., Tensor]] = {torch.ops.aten.layer_norm.default: _layer_norm_for_xnnpack}
+XNNPACK_DECOMPOSITIONS: dict[Any, Callable[..., Tensor]] = {
+    torch.ops.aten.layer_norm.default: _layer_norm_for_xnnpack,
+    torch.ops.aten.adaptive_avg_pool2d.default: _adaptive_avg_pool_for_xnnpack,
+}
 
 
 def _lower_to_edge(programs: dict[str, torch.export.ExportedProgram]) -> Any:
@@ -228,6 +245,59 @@ def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[st
             )
         delegates[name] = _Delegate(lowered[0][1], slots)
     return delegates
+
+
+class _ChannelsLastOutput(nn.Module):
+    """A segment whose 4D output is channels-last (NHWC in memory), the layout XNNPACK computes in: a delegate
+    boundary then passes the activation on as it is, with no NHWC -> NCHW -> NHWC transposes."""
+
+    def __init__(self, segment: nn.Module) -> None:
+        super().__init__()
+        self.segment = segment
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.segment(x)
+        return y.to(memory_format=torch.channels_last) if y.dim() == 4 else y
+
+
+def _feeds_conv(segment: nn.Module, x: Tensor) -> bool:
+    """Whether ``segment`` passes its input ``x`` straight to a Conv2d: an NCHW map (not Swin's [B, H, W, C])."""
+    fed = False
+
+    def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
+        nonlocal fed
+        fed = fed or args[0] is x
+
+    handles = [m.register_forward_pre_hook(hook) for m in segment.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            segment(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return fed
+
+
+def _channels_last_boundaries(segments: Segments) -> Segments:
+    """The segments with every activation between stages channels-last where the next stage takes it to a conv.
+
+    Inside a delegate XNNPACK computes convs in NHWC; an NCHW activation at a delegate's input or output costs a
+    transpose each way, on every boundary between stages. A feature map that every branch of the next stage feeds
+    to a conv crosses channels-last instead (the producing segments end in a channels-last copy, the consuming
+    ones are exported with a channels-last example); the image and the logits keep their layout.
+    """
+    nhwc = [
+        i > 0 and x.dim() == 4 and all(_feeds_conv(m, x) for m in branches.values())
+        for i, (branches, x) in enumerate(zip(segments.branches, segments.examples))
+    ] + [False]
+    return Segments(
+        [
+            {key: _ChannelsLastOutput(m) if nhwc[i + 1] else m for key, m in branches.items()}
+            for i, branches in enumerate(segments.branches)
+        ],
+        [x.contiguous(memory_format=torch.channels_last) if nhwc[i] else x for i, x in enumerate(segments.examples)],
+        segments.contextual,
+    )
 
 
 def _outside_delegates(program: torch.export.ExportedProgram) -> set[str]:
@@ -402,8 +472,9 @@ def export_executorch(
         n = model.num_stages
         mode = _share_mode(share_weights)
         segments, norms_shared = _segments(model, mode)
-        if quantize is not None:
-            segments = quantize(segments)
+        # Quantized segments keep NCHW boundaries: the program traces a quantized segment's channels-last output
+        # as contiguous while XNNPACK writes it NHWC, and the runtime rejects the shape (ExecuTorch 1.5).
+        segments = _channels_last_boundaries(segments) if quantize is None else quantize(segments)
         delegates = _lowered_delegates(
             {segment_name(i, key): (m, segments.examples[i]) for i, key, m in segments.items()}
         )
