@@ -45,13 +45,22 @@ from ondevice.models.segments import branch_key, segment_name
 from ondevice.runtime import set_threads
 
 
-def _model(checkpoint: str | None, name: str, image_size: int, entry_contexts: bool) -> AdnModel:
+def bench_model(
+    checkpoint: str | None,
+    name: str,
+    image_size: int,
+    entry_contexts: bool = False,
+    *,
+    num_classes: int = 10,
+    in_chans: int = 1,
+) -> AdnModel:
+    """The checkpoint's model, or ``name`` with seeded random weights and random norm parameters and statistics."""
     if checkpoint:
         from ondevice.checkpoint import load_model
 
         return load_model(checkpoint)[0]
     torch.manual_seed(0)
-    model = build_model(name, num_classes=10, in_chans=1, image_size=image_size).eval()
+    model = build_model(name, num_classes=num_classes, in_chans=in_chans, image_size=image_size).eval()
     if entry_contexts:
         enable_entry_contexts(model)
     with torch.no_grad():
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
 
-    model = _model(args.checkpoint, args.model, args.image_size, args.entry_contexts)
+    model = bench_model(args.checkpoint, args.model, args.image_size, args.entry_contexts)
     n = model.num_stages
     settings = all_gates(n)
     tmp = Path(tempfile.mkdtemp(prefix="bench_export_"))

@@ -1,0 +1,374 @@
+"""Phone scale (224x224): gated vs static ExecuTorch programs, LiteRT, fp32 and int8, one run; prints JSON.
+
+    python benchmarks/bench_scale.py --cache runs/bench_scale --out runs/bench_scale.json
+    python benchmarks/bench_scale.py --models mobilenet_v2_adn resnet50_adn --share mobilenet_v2_adn --operators
+
+Per model (random weights, random BatchNorm statistics and affines, 3x224x224, 1000 classes), four
+sub-networks are timed: the super-net (all F), the base-net (all T) and two mixed (T then F, F then T).
+Programs, all timed in one interleaved loop (every call once per round, rotated order), 1 thread:
+  gated              forward(image, gates), the default layout (ondevice.export.executorch)
+  gated_share_skip   the same with share_weights="skip" (--share MODEL)
+  static             one program per timed sub-network (no cond, one delegate)
+  int8               the gated program with the int8-static recipe (PT2E, XNNPACK quantizer; random calibration)
+  litert             one .tflite, one signature per timed sub-network (when the litert extra is installed)
+  matmul             a single-thread fp32 torch matmul (1024^3), the compute peak of this core
+Exports are cached in --cache (program + export time + peak RSS rise), so a rerun only times;
+--export-only fills the cache, --cached-only times what it holds, --also MODEL/LABEL=PTE times another
+gated program alongside (e.g. one exported by an earlier version). --operators adds an ETDump profile
+(per XNNPACK operator and per delegate call) of the super-net in the static and every gated program.
+docs/export.md and docs/quantization.md ("At phone scale") quote its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from bench_export import bench_model
+
+from ondevice.export.common import subnet_name
+from ondevice.export.executorch import export_executorch, export_static_executorch
+from ondevice.models import AdnModel, Gates, gates_tensor
+from ondevice.models.cost import count_flops
+from ondevice.profile import interleaved_latency
+from ondevice.quant.recipes import get_recipe, segment_quantizer
+from ondevice.runtime import set_threads
+
+MATMUL_N = 1024
+
+
+def log(message: str) -> None:
+    """A progress line on stderr with the wall-clock time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def timed_gates(num_stages: int) -> list[Gates]:
+    """The timed sub-networks: super (all F), base (all T), T then F, F then T."""
+    n = num_stages
+    return [Gates.parse(s, n) for s in ("F" * n, "T" * n, "T" + "F" * (n - 1), "F" + "T" * (n - 1))]
+
+
+def _status_bytes(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def measure_export(fn: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], float, int | None]:
+    """Run an export: (its entry, seconds, peak RSS rise in bytes; Linux VmHWM reset before, else None)."""
+    before = _status_bytes("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
+    except OSError:
+        before = None
+    start = time.perf_counter()
+    entry = fn()
+    seconds = time.perf_counter() - start
+    peak = _status_bytes("VmHWM")
+    return entry, round(seconds, 1), None if before is None or peak is None else max(0, peak - before)
+
+
+def cached_export(
+    cache: Path, name: str, suffix: str, export: Callable[[Path], dict[str, Any]], *, cached_only: bool = False
+) -> dict[str, Any] | None:
+    """``export(path)`` into ``cache/name.suffix`` with its record in ``cache/name.json``; reused when both exist.
+
+    ``cached_only``: None instead of exporting what the cache lacks.
+    """
+    path, record = cache / f"{name}{suffix}", cache / f"{name}.json"
+    if path.exists() and record.exists():
+        log(f"cached {name}")
+        return {**json.loads(record.read_text()), "path": str(path)}
+    if cached_only:
+        log(f"not in the cache, left out: {name}")
+        return None
+    log(f"exporting {name} ...")
+    entry, seconds, peak = measure_export(lambda: export(path))
+    result = {
+        "path": str(path),
+        "size_bytes": path.stat().st_size,
+        "export_seconds": seconds,
+        "export_peak_rss_rise_bytes": peak,
+        "parity_max_abs_diff": entry.get("parity_max_abs_diff", entry.get("parity")),
+    }
+    record.write_text(json.dumps(result, indent=2) + "\n")
+    log(f"exported {name} in {seconds} s, peak RSS +{(peak or 0) / 1e6:.0f} MB, {result['size_bytes'] / 1e6:.2f} MB")
+    return result
+
+
+def litert_available() -> bool:
+    """Whether the optional litert extra (litert-torch and ai-edge-litert) is installed."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+        import litert_torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_all(model: AdnModel, name: str, cache: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every program of one model (cached): layout or ``static_<gates>`` -> record."""
+    gates = timed_gates(model.num_stages)
+    tag = f"{name}_{args.image_size}"
+    atol = args.atol
+
+    def cached(label: str, suffix: str, export: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:
+        return cached_export(cache, f"{tag}_{label}", suffix, export, cached_only=args.cached_only)
+
+    records = {"gated": cached("gated", ".pte", lambda p: export_executorch(model, p, atol=atol))}
+    if name in args.share:
+        records["gated_share_skip"] = cached(
+            "gated_share_skip", ".pte", lambda p: export_executorch(model, p, share_weights="skip", atol=atol)
+        )
+    for g in gates:
+        records[f"static_{g}"] = cached(
+            f"static_{g}", ".pte", lambda p, g=g: export_static_executorch(model, g, p, atol=atol)
+        )
+    if args.litert:
+        from ondevice.export.litert import export_litert
+
+        records["litert"] = cached("litert", ".tflite", lambda p: export_litert(model, p, gates, atol=atol))
+    if args.int8:
+        recipe = get_recipe("int8-static", "executorch")
+        shape = (args.calibration, *model.input_spec.shape(1)[1:])
+        calibration = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+        quantize = segment_quantizer(recipe, calibration, progress=False)
+        rtol = recipe.parity_rtol if args.int8_rtol is None else args.int8_rtol
+        records["int8"] = cached(
+            "int8_static_gated",
+            ".pte",
+            lambda p: export_executorch(model, p, quantize=quantize, atol=atol, rtol=rtol),
+        )
+    return {k: v for k, v in records.items() if v is not None}
+
+
+def gated_layouts(records: dict[str, dict[str, Any]]) -> list[str]:
+    """The programs that take ``(image, gates)``: every record but the static ones and LiteRT."""
+    return [k for k in records if not k.startswith("static_") and k != "litert"]
+
+
+def pte_operators(path: str, inputs: list[torch.Tensor], runs: int) -> dict[str, Any]:
+    """ETDump of ``runs`` calls of a .pte: ms per run of each XNNPACK operator and of each delegate call, and
+    what the delegate calls and the method spend outside XNNPACK's operators."""
+    from executorch.devtools import Inspector
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(path, enable_etdump=True, debug_buffer_size=0)
+    method = program.load_method("forward")
+    for _ in range(runs):
+        method.execute(inputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        etdump = Path(tmp) / "run.etdp"
+        program.write_etdump_result_to_file(str(etdump), str(Path(tmp) / "debug.bin"))
+        inspector = Inspector(etdump_path=str(etdump))
+    operators: dict[str, float] = {}
+    delegate_calls: list[float] = []
+    method_ms = 0.0
+    for block in inspector.event_blocks:
+        for event in block.events:
+            if event.perf_data is None or not event.perf_data.raw:
+                continue
+            ms = statistics.median(event.perf_data.raw)  # one sample per run
+            if event.name == "Method::execute":
+                method_ms += ms
+            elif block.name == "Execute" and event.is_delegated_op:
+                key = event.name.split(" #")[0]
+                operators[key] = operators.get(key, 0.0) + ms
+            elif block.name == "Execute" and event.name == "DELEGATE_CALL":
+                delegate_calls.append(ms)
+    inside = sum(operators.values())
+    return {
+        "method_ms": round(method_ms, 4),
+        "delegate_calls_ms": [round(v, 4) for v in delegate_calls],
+        "xnnpack_operators_ms": {k: round(v, 4) for k, v in sorted(operators.items(), key=lambda kv: -kv[1])},
+        "xnnpack_operators_total_ms": round(inside, 4),
+        "delegate_calls_minus_operators_ms": round(sum(delegate_calls) - inside, 4),
+        "method_minus_delegate_calls_ms": round(method_ms - sum(delegate_calls), 4),
+    }
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3)
+
+
+def summarize(
+    name: str, model: AdnModel, records: dict[str, dict[str, Any]], latency: dict[str, dict[str, Any]], peak: float
+) -> dict[str, Any]:
+    """One model's section of the JSON: medians, ratios, sizes, GFLOP/s and export costs."""
+    gates = [str(g) for g in timed_gates(model.num_stages)]
+    sup, base = gates[0], gates[1]
+    layouts = [k for k in [*gated_layouts(records), "static", "litert"] if f"{name}/{k}/{sup}" in latency]
+    ms = {k: {g: latency[f"{name}/{k}/{g}"]["median_ms"] for g in gates} for k in layouts}
+    flops = {g: count_flops(model, Gates.parse(g, model.num_stages)) for g in gates}
+    flops_ratio = flops[base] / flops[sup]
+    static_super = records[f"static_{sup}"]["size_bytes"]
+    out: dict[str, Any] = {
+        "model": f"{name} (random weights and norms), 3x{model.input_spec.image_size}x{model.input_spec.image_size}, "
+        "1000 classes",
+        "latency_ms_median": ms,
+        "latency_ms_min": {k: {g: latency[f"{name}/{k}/{g}"]["min_ms"] for g in gates} for k in layouts},
+        "gated_over_static": {
+            k: {g: _ratio(ms[k][g], ms["static"][g]) for g in gates} for k in layouts if k not in ("static", "litert")
+        },
+        "flops": flops,
+        "flops_base_over_super": round(flops_ratio, 3),
+        "latency_base_over_super": {k: _ratio(ms[k][base], ms[k][sup]) for k in layouts},
+        "latency_ratio_over_flops_ratio": {k: round(ms[k][base] / ms[k][sup] / flops_ratio, 3) for k in layouts},
+        "gflops_per_s": {k: {g: round(flops[g] / ms[k][g] / 1e6, 1) for g in gates} for k in layouts},
+        "fraction_of_matmul_peak": {k: {g: round(flops[g] / ms[k][g] / 1e6 / peak, 3) for g in gates} for k in layouts},
+        "size_bytes": {k: v["size_bytes"] for k, v in records.items()},
+        "size_ratio_over_static_super": {
+            k: _ratio(v["size_bytes"], static_super) for k, v in records.items() if not k.startswith("static_")
+        },
+        "export_seconds": {k: v["export_seconds"] for k, v in records.items()},
+        "export_peak_rss_rise_mb": {
+            k: None if v["export_peak_rss_rise_bytes"] is None else round(v["export_peak_rss_rise_bytes"] / 1e6)
+            for k, v in records.items()
+        },
+        "parity_max_abs_diff": {k: v["parity_max_abs_diff"] for k, v in records.items()},
+    }
+    if "litert" in ms:
+        out["gated_over_litert"] = {
+            k: {g: _ratio(ms[k][g], ms["litert"][g]) for g in gates} for k in layouts if k not in ("static", "litert")
+        }
+    if "int8" in ms:
+        out["int8_speedup_over_fp32"] = {
+            k: {g: _ratio(ms[k][g], ms["int8"][g]) for g in gates} for k in layouts if k != "int8"
+        }
+        out["int8_size_over_fp32_gated"] = _ratio(records["int8"]["size_bytes"], records["gated"]["size_bytes"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Export (or reuse) every program, time them in one interleaved loop, print (and write) the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mobilenet_v2_adn"])
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=60, help="timed rounds (each calls every program once)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--cache", default=None, help="folder of exported programs, reused by a rerun")
+    parser.add_argument(
+        "--share", nargs="*", default=[], metavar="MODEL", help="models that also get the share_weights='skip' layout"
+    )
+    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8-static program")
+    parser.add_argument("--no-litert", dest="litert", action="store_false", help="skip LiteRT")
+    parser.add_argument("--calibration", type=int, default=8, help="random calibration images for int8")
+    parser.add_argument(
+        "--int8-rtol", type=float, default=None, help="int8 parity tolerance (default: the recipe's), x max |logit|"
+    )
+    parser.add_argument("--operators", action="store_true", help="ETDump profile of the super-net programs")
+    parser.add_argument("--profile-runs", type=int, default=50, help="calls per ETDump profile (medians)")
+    parser.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        metavar="MODEL/LABEL=PTE",
+        help="more gated programs of a model to time alongside, e.g. one exported by an earlier version",
+    )
+    parser.add_argument("--export-only", action="store_true", help="fill the cache, time nothing")
+    parser.add_argument("--cached-only", action="store_true", help="time what the cache holds, export nothing")
+    parser.add_argument(
+        "--atol", type=float, default=1e-3, help="parity tolerance of every export (random 1000-class logits are large)"
+    )
+    parser.add_argument("--out", default=None, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    args.litert = args.litert and litert_available()
+    cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    cache.mkdir(parents=True, exist_ok=True)
+
+    models = {name: bench_model(None, name, args.image_size, num_classes=1000, in_chans=3) for name in args.models}
+    records = {name: export_all(model, name, cache, args) for name, model in models.items()}
+    if args.export_only:
+        return {"cache": str(cache), "records": records}
+    for name, model in list(models.items()):
+        needed = ["gated", *(f"static_{g}" for g in timed_gates(model.num_stages))]
+        if any(k not in records[name] for k in needed):
+            log(f"left out {name}: the cache lacks its gated or static programs")
+            del models[name], records[name]
+    for spec in args.also:
+        key, path = spec.split("=", 1)
+        name, label = key.split("/", 1)
+        record = Path(path).with_suffix(".json")  # its export record, when it was exported into a cache
+        records[name][label] = {
+            "size_bytes": Path(path).stat().st_size,
+            "export_seconds": None,
+            "export_peak_rss_rise_bytes": None,
+            "parity_max_abs_diff": None,
+            **(json.loads(record.read_text()) if record.exists() else {}),
+            "path": path,
+        }
+
+    from executorch.runtime import Runtime
+
+    threads = set_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    rt = Runtime.get()
+    calls: dict[str, Callable[[], Any]] = {}
+    inputs: dict[str, dict[str, list[torch.Tensor]]] = {}
+    for name, model in models.items():
+        n = model.num_stages
+        image = torch.randn(model.input_spec.shape(1), generator=torch.Generator().manual_seed(0))
+        gates = timed_gates(n)
+        inputs[name] = {str(g): [image, gates_tensor(g, n)] for g in gates}
+        for layout in gated_layouts(records[name]):
+            if layout in records[name]:
+                method = rt.load_program(records[name][layout]["path"]).load_method("forward")
+                for g in gates:
+                    calls[f"{name}/{layout}/{g}"] = lambda m=method, a=inputs[name][str(g)]: m.execute(a)
+        for g in gates:
+            method = rt.load_program(records[name][f"static_{g}"]["path"]).load_method("forward")
+            calls[f"{name}/static/{g}"] = lambda m=method, a=[image]: m.execute(a)
+        if "litert" in records[name]:
+            from ai_edge_litert.interpreter import Interpreter
+
+            interpreter = Interpreter(model_path=records[name]["litert"]["path"], num_threads=args.threads)
+            array = image.numpy()
+            for g in gates:
+                runner = interpreter.get_signature_runner(subnet_name(g))
+                calls[f"{name}/litert/{g}"] = lambda r=runner, x=array: r(image=x)
+    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+    calls["matmul"] = lambda: torch.mm(a, b)
+    log(f"timing {len(calls)} calls x {args.rounds} rounds, {threads} thread(s) ...")
+    latency = interleaved_latency(calls, runs=args.rounds, warmup=args.warmup)
+    peak = 2 * MATMUL_N**3 / latency["matmul"]["median_ms"] / 1e6
+    result: dict[str, Any] = {
+        "threads": threads,
+        "rounds": args.rounds,
+        "matmul_peak": {"n": MATMUL_N, "median_ms": latency["matmul"]["median_ms"], "gflops_per_s": round(peak, 1)},
+        "models": {name: summarize(name, model, records[name], latency, peak) for name, model in models.items()},
+    }
+    if args.operators:
+        for name, model in models.items():
+            sup = str(timed_gates(model.num_stages)[0])
+            log(f"ETDump of {name} super-net ...")
+            static = records[name][f"static_{sup}"]["path"]
+            profiles = {
+                "static": pte_operators(static, inputs[name][sup][:1], runs=args.profile_runs),
+                **{
+                    layout: pte_operators(records[name][layout]["path"], inputs[name][sup], runs=args.profile_runs)
+                    for layout in gated_layouts(records[name])
+                },
+            }
+            result["models"][name]["operators_super"] = profiles
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
