@@ -238,8 +238,8 @@ def _two_synchronized_ranks_in_one_process(cfg: TrainConfig) -> dict[str, torch.
 
 
 def test_ddp_two_processes_on_cpu_train_like_two_synchronized_ranks(tmp_path):
-    """torchrun with two gloo workers: rank 0's weights equal the oracle above (a run whose ranks did not
-    synchronize differs from it by 0.1 or more), and rank 0 writes the checkpoint."""
+    """torchrun with two gloo workers: rank 0's weights equal the oracle above up to rounding (a run whose ranks
+    did not synchronize differs from it by 0.16), and rank 0 writes the checkpoint."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = ["--data", "digits", "--limit", "64", "--batch-size", "8", "--epochs", "1"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ondevice"]
@@ -256,9 +256,27 @@ def test_ddp_two_processes_on_cpu_train_like_two_synchronized_ranks(tmp_path):
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     # 64 images / (2 ranks x 8) = 4 steps per epoch
     assert state["scheduler"]["last_epoch"] == 4
-    expected = _two_synchronized_ranks_in_one_process(TrainConfig.from_dict(state["train_config"]))
+    # The oracle runs in a fresh process with the ranks' thread count. Rounding still differs (gloo's all-reduce, the
+    # kernels' split of the work) and 4 training steps amplify it to ~4e-3; ranks that never synchronize differ by 0.16.
+    oracle = tmp_path / "oracle.pt"
+    code = (
+        "import sys, torch; sys.path.insert(0, sys.argv[1]); from test_train import TrainConfig, "
+        "_two_synchronized_ranks_in_one_process as run; from ondevice.checkpoint import load_checkpoint; "
+        "cfg = TrainConfig.from_dict(load_checkpoint(sys.argv[2])['train_config']); "
+        "torch.save({k: v.detach() for k, v in run(cfg).items()}, sys.argv[3])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "checkpoint.pt"), str(oracle)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = torch.load(oracle, weights_only=True)
     worst = max(float((state["model"][k] - v).abs().max()) for k, v in expected.items())
-    assert worst < 1e-4, f"rank 0 differs from two synchronized ranks by {worst}"
+    assert worst < 0.02, f"rank 0 differs from two synchronized ranks by {worst}"
 
 
 # --- bad inputs: a clear error, nothing lost ---------------------------------------------------------
