@@ -232,11 +232,16 @@ def main(argv: list[str] | None = None) -> dict:
         "parity_max_abs_diff": gated["parity_max_abs_diff"],
         "export_seconds": export_s,
     }
+    print_json(result, args.out)
+    return result
+
+
+def print_json(result: dict, out: str | None) -> None:
+    """Print a benchmark's result as indented JSON and, with ``--out``, write the same text there."""
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return result
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

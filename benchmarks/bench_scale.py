@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_export import bench_model
+from bench_export import bench_model, print_json
 
 from ondevice.export.common import subnet_name
 from ondevice.export.executorch import export_executorch, export_static_executorch
@@ -363,10 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 },
             }
             result["models"][name]["operators_super"] = profiles
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    print_json(result, args.out)
     return result
 
 

@@ -229,15 +229,20 @@ def export_bundle(
         if recipe is not None:
             manifest["precision"] = {"name": recipe.name, "recipe": recipe.summary, "format": recipe.format}
         save_manifest(bundle / MANIFEST_NAME, manifest)
-        if data is not None:
+        program = None  # the written program on the runtime: scored and checked as users will run it
+        if "executorch" in manifest["formats"]:
+            from .runtime import load_bundle
+
+            program = load_bundle(bundle)
+        if data is not None:  # only with an ExecuTorch program (_program_test_data)
             if recipe is not None:
                 manifest["precision"]["calibration_images"] = calibration if recipe.needs_calibration else 0
-            _record_program_accuracy(bundle, manifest, data.test, recipe.name if recipe else "fp32", log)
+            _record_program_accuracy(program, manifest, data.test, recipe.name if recipe else "fp32", log)
         policy = _keep_from_previous(out_dir, manifest, log)
         save_manifest(bundle / MANIFEST_NAME, manifest)
         write_policy_json(bundle, policy)
-        if "executorch" in manifest["formats"]:
-            _write_device_check(bundle, manifest, quantized=recipe is not None)
+        if program is not None:
+            _write_device_check(bundle, program, manifest, quantized=recipe is not None)
     return manifest
 
 
@@ -305,12 +310,9 @@ def _program_test_data(
 
 
 def _record_program_accuracy(
-    bundle: Path, manifest: dict[str, Any], test: TensorDataset, precision: str, log: Callable[[str], None]
+    program: Any, manifest: dict[str, Any], test: TensorDataset, precision: str, log: Callable[[str], None]
 ) -> None:
     """Top-1 of every sub-network of the bundle's program on ``test``, stored as ``accuracy[precision]``."""
-    from .runtime import load_bundle
-
-    program = load_bundle(bundle)
     images, labels = test.tensors
     for subnet in tqdm(manifest["subnets"], desc=f"{precision} top-1 per sub-network", leave=False):
         top1 = float((program.predict(images, subnet["gates"]) == labels).float().mean())
@@ -319,11 +321,8 @@ def _record_program_accuracy(
         log(f"  {subnet['gates']}  fp32 (eager) {eager:.4f}  {precision} (program) {top1:.4f}")
 
 
-def _write_device_check(bundle: Path, manifest: dict[str, Any], *, quantized: bool) -> None:
+def _write_device_check(bundle: Path, program: Any, manifest: dict[str, Any], *, quantized: bool) -> None:
     """device_check.json: the program's logits here, per sub-network, on the check input (the apps' first run)."""
-    from .runtime import load_bundle
-
-    program = load_bundle(bundle)
     shape = manifest["input"]["shape"]
     x = torch.from_numpy(check_input(shape))
     logits = {s["gates"]: program.run(x, s["gates"]).numpy() for s in manifest["subnets"]}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_apps import _missing
 
 ROOT = Path(__file__).resolve().parents[1]
 IOS = ROOT / "ios_demo"
@@ -42,13 +43,10 @@ def _summary(done: subprocess.CompletedProcess[str]) -> tuple[int, int, int]:
 @pytest.fixture(scope="module")
 def swift_root() -> Path:
     if os.geteuid() != 0 or shutil.which("chroot") is None:
-        pytest.skip("the Swift root runs through chroot, which needs root")
+        _missing("chroot as root (the Swift root runs through it)", "run the tests as root, as CI does")
     root = Path(_swift("root").stdout.strip())
     if not (root / "usr" / "libexec" / "swift" / "bin" / "swift").is_file():
-        message = f"no Swift toolchain at {root}; install it with: ios_demo/swift-on-linux install"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing(f"a Swift toolchain at {root}", "ios_demo/swift-on-linux install")
     return root
 
 

@@ -237,21 +237,35 @@ def _two_synchronized_ranks_in_one_process(cfg: TrainConfig) -> dict[str, torch.
     return dict(model.named_parameters())
 
 
-def test_ddp_two_processes_on_cpu_train_like_two_synchronized_ranks(tmp_path):
-    """torchrun with two gloo workers: rank 0's weights equal the oracle above up to rounding (a run whose ranks
-    did not synchronize differs from it by 0.16), and rank 0 writes the checkpoint."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = ["--data", "digits", "--limit", "64", "--batch-size", "8", "--epochs", "1"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ondevice"]
-    result = subprocess.run(
-        [*cmd, "train", *args, "--out", str(tmp_path)],
-        env=env,
+def _run_python(*args: str) -> None:
+    """``python ARGS`` from the repository root with one thread per process (as each DDP rank gets here)."""
+    done = subprocess.run(
+        [sys.executable, *args],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=300,
         cwd=Path(__file__).resolve().parents[1],
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_ddp_two_processes_on_cpu_train_like_two_synchronized_ranks(tmp_path):
+    """torchrun with two gloo workers: rank 0's weights equal the oracle above up to rounding (a run whose ranks
+    did not synchronize differs from it by 0.16), and rank 0 writes the checkpoint."""
+    args = ["--data", "digits", "--limit", "64", "--batch-size", "8", "--epochs", "1"]
+    _run_python(
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "ondevice",
+        "train",
+        *args,
+        "--out",
+        str(tmp_path),
+    )
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     # 64 images / (2 ranks x 8) = 4 steps per epoch
@@ -265,15 +279,7 @@ def test_ddp_two_processes_on_cpu_train_like_two_synchronized_ranks(tmp_path):
         "cfg = TrainConfig.from_dict(load_checkpoint(sys.argv[2])['train_config']); "
         "torch.save({k: v.detach() for k, v in run(cfg).items()}, sys.argv[3])"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "checkpoint.pt"), str(oracle)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run_python("-c", code, str(Path(__file__).parent), str(tmp_path / "checkpoint.pt"), str(oracle))
     expected = torch.load(oracle, weights_only=True)
     worst = max(float((state["model"][k] - v).abs().max()) for k, v in expected.items())
     assert worst < 0.02, f"rank 0 differs from two synchronized ranks by {worst}"
