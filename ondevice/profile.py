@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from .contract.manifest import MANIFEST_NAME, ManifestError, load_manifest, save_manifest
+from .contract.manifest import MANIFEST_NAME, THERMAL_TABLE_KEYS, ManifestError, load_manifest, save_manifest
 from .contract.schemas import first_violation
 from .models import Gates, gates_tensor
 from .runtime import GatedProgram, load_bundle, thread_count
@@ -186,9 +186,16 @@ def profile_bundle(
     device: str | None = None,
     memory: bool = True,
     write: bool = True,
+    thermal: str | None = None,
 ) -> dict[str, Any]:
-    """Measure every sub-network of a bundle; write the table into its manifest under ``device`` and plot it."""
+    """Measure every sub-network of a bundle; write the table into its manifest under ``device`` and plot it.
+
+    ``thermal`` (an Android status name: "moderate", "severe", ...) records the run as that device's thermal table
+    for the status instead, beside its cool table (measure that first): latency while the device is that hot."""
     bundle = Path(bundle)
+    name = device or device_name()
+    if thermal is not None and write:
+        _cool_table(load_manifest(bundle), name, thermal)  # before minutes of timing
     program = load_bundle(bundle, threads=threads)
     used_threads = thread_count()
     settings = [Gates.parse(s["gates"], program.num_stages) for s in program.subnets]
@@ -213,13 +220,30 @@ def profile_bundle(
         )
     if memory:
         table.update(peak_memory(program.path, list(program.input_shape), program.num_stages, used_threads))
-    name = device or device_name()
     if write:
         manifest = load_manifest(bundle)
-        manifest["latency"][name] = table
+        if thermal is None:
+            kept = (manifest["latency"].get(name) or {}).get("thermal")
+            manifest["latency"][name] = table | ({"thermal": kept} if kept else {})
+        else:
+            hot = {key: table[key] for key in ("runs", "warmup", "threads", "measured_at", "subnets") if key in table}
+            _cool_table(manifest, name, thermal).setdefault("thermal", {})[thermal] = hot
         save_manifest(bundle / MANIFEST_NAME, manifest)
         plot_latency(manifest, bundle / LATENCY_PNG)
     return {"device": name, **table}
+
+
+def _cool_table(manifest: dict[str, Any], device: str, status: str) -> dict[str, Any]:
+    """``device``'s cool latency table, which a table measured at thermal ``status`` goes under."""
+    if status not in THERMAL_TABLE_KEYS:
+        raise ValueError(f"thermal status {status!r} is not one of {', '.join(THERMAL_TABLE_KEYS)}")
+    cool = manifest["latency"].get(device)
+    if cool is None:
+        raise ValueError(
+            f"no cool latency table for {device!r} in this bundle: profile the device cool first, then hot "
+            f"with --thermal {status}"
+        )
+    return cool
 
 
 def format_latency_table(manifest: dict[str, Any], device: str) -> str:
@@ -373,6 +397,12 @@ def add_profile_parser(verbs: Any) -> None:
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory probe")
     p.add_argument("--merge", default=None, metavar="FILE", help="merge a latency JSON written by a demo app instead")
     p.add_argument("--operators", action="store_true", help="also a per-operator breakdown (ETDump) of the super-net")
+    p.add_argument(
+        "--thermal",
+        choices=THERMAL_TABLE_KEYS,
+        default=None,
+        help="record this run as the device's latency at that thermal status (after a cool run)",
+    )
     p.set_defaults(run=run_profile)
 
 
@@ -385,7 +415,13 @@ def run_profile(args: argparse.Namespace) -> int:
         print(f"merged {args.merge} into {bundle / MANIFEST_NAME} as {device!r}")
         return 0
     result = profile_bundle(
-        bundle, threads=args.threads, runs=args.runs, warmup=args.warmup, device=args.device, memory=args.memory
+        bundle,
+        threads=args.threads,
+        runs=args.runs,
+        warmup=args.warmup,
+        device=args.device,
+        memory=args.memory,
+        thermal=args.thermal,
     )
     manifest = load_manifest(bundle)
     print(format_latency_table(manifest, result["device"]))

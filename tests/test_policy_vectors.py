@@ -28,7 +28,9 @@ def recorded() -> dict:
 
 
 def test_checked_in_vectors_match_the_policy(recorded):
-    regenerated = generate_vectors(example_manifest(), PolicyConfig(), EXAMPLE_DEVICE, COMMAND)
+    regenerated = generate_vectors(
+        example_manifest(), PolicyConfig(), EXAMPLE_DEVICE, COMMAND, example_manifest(thermal=True)["latency"]
+    )
     assert recorded["generated_by"] == COMMAND
     assert recorded == json.loads(json.dumps(regenerated)), f"policy drifted: regenerate with `{COMMAND}`"
 

@@ -18,15 +18,19 @@ __all__ = [
     "GATE_SEMANTICS",
     "MANIFEST_NAME",
     "MANIFEST_VERSION",
+    "THERMAL_TABLE_KEYS",
     "ManifestError",
     "load_manifest",
     "new_manifest",
     "save_manifest",
+    "thermal_table_problem",
     "validate_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+# A latency table's thermal tables are keyed by Android's thermal status names above NONE, levels 1..6.
+THERMAL_TABLE_KEYS = ("light", "moderate", "severe", "critical", "emergency", "shutdown")
 GATE_SEMANTICS = (
     "One letter per stage, T = skip that stage's skippable sub-path (its mandatory blocks then use their *_skip "
     "norms), F = run it. All F is the super-net, all T the base-net. As a tensor: one element per stage, 1/True = skip."
@@ -70,7 +74,22 @@ def validate_manifest(manifest: dict[str, Any], source: str = "manifest") -> dic
                 f"{source}: latency table {device!r} names sub-networks {sorted(unknown)} "
                 "that the manifest does not list"
             )
+        problem = thermal_table_problem(device, table)
+        if problem:
+            raise ManifestError(f"{source}: {problem}")
     return manifest
+
+
+def thermal_table_problem(device: str, table: dict[str, Any]) -> str | None:
+    """Why the thermal tables of a device's latency table cannot be used, or None: each must time exactly the
+    sub-networks of the cool table, so that every state ranks the same candidates."""
+    for status, hot in (table.get("thermal") or {}).items():
+        if set(hot["subnets"]) != set(table["subnets"]):
+            return (
+                f"latency table {device!r}: the {status!r} thermal table lists {sorted(hot['subnets'])}, the cool "
+                f"table {sorted(table['subnets'])}; a thermal table must time the same sub-networks"
+            )
+    return None
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:

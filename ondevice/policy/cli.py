@@ -74,6 +74,9 @@ def add_policy_parser(verbs: Any) -> argparse.ArgumentParser:
 
     example = actions.add_parser("example", help="write the example bundle (manifest.json + policy.json, no model)")
     example.add_argument("out", help="directory")
+    example.add_argument(
+        "--thermal", action="store_true", help="add illustrative latency tables measured at MODERATE, SEVERE, CRITICAL"
+    )
     return policy
 
 
@@ -169,11 +172,13 @@ def run_policy(args: argparse.Namespace) -> int:
             from .example import EXAMPLE_DEVICE, example_manifest
 
             manifest, device = example_manifest(), args.device or EXAMPLE_DEVICE
+            thermal_latency = example_manifest(thermal=True)["latency"]
             config = _config(None, args.policy)
         else:
             from ..contract.manifest import load_manifest
 
             manifest, device = load_manifest(args.bundle), args.device
+            thermal_latency = None
             config = _config(args.bundle, args.policy)
         command = "ondevice policy vectors " + " ".join(
             shlex.quote(a)
@@ -182,7 +187,7 @@ def run_policy(args: argparse.Namespace) -> int:
             + (["--policy", args.policy] if args.policy else [])
             + ["--out", args.out or args.check or "policy_vectors.json"]
         )
-        vectors = generate_vectors(manifest, config, device, command)
+        vectors = generate_vectors(manifest, config, device, command, thermal_latency)
         if args.check:
             try:
                 recorded = json.loads(Path(args.check).read_text())
@@ -213,7 +218,7 @@ def run_policy(args: argparse.Namespace) -> int:
     if verb == "example":
         from .example import write_example_bundle
 
-        out = write_example_bundle(args.out)
+        out = write_example_bundle(args.out, thermal=args.thermal)
         print(f"wrote {out / 'manifest.json'} and {out / 'policy.json'} (illustrative latency; no model files)")
         return 0
     raise AssertionError(f"unhandled policy action {verb}")

@@ -32,11 +32,21 @@ import numpy as np
 from ..atomic import write_json_atomic
 from .config import PolicyConfig
 from .engine import Policy, PolicyMemory, select_latency
+from .engine.table import select_thermal_latency
 from .state import DeviceState, Thermal
 
-__all__ = ["STRATEGIES", "SimConfig", "check_goals", "plot_simulation", "run_strategies", "simulate_bundle"]
+__all__ = [
+    "COOL_TABLE_ONLY",
+    "STRATEGIES",
+    "SimConfig",
+    "check_goals",
+    "plot_simulation",
+    "run_strategies",
+    "simulate_bundle",
+]
 
 STRATEGIES = ("super-net", "base-net", "greedy", "policy")
+COOL_TABLE_ONLY = "policy, cool table only"  # run beside them when the latency table holds thermal tables
 
 
 @dataclass(frozen=True)
@@ -114,24 +124,43 @@ class SimConfig:
 
 @dataclass
 class _Net:
+    """A candidate's accuracy and its latency (median, log-normal spread) per measured thermal level (0: cool)."""
+
     gates: str
-    median_ms: float
-    sigma: float
     accuracy: float
+    latency: dict[int, tuple[float, float]]
+
+    @property
+    def median_ms(self) -> float:
+        return self.latency[0][0]
+
+    def latency_s(self, status: int, z: float, throttle: tuple[float, ...]) -> float:
+        """One run at OS status ``status``: the hottest table measured at or below it, throttled the rest of the way."""
+        level = max(m for m in self.latency if m <= status)
+        median, sigma = self.latency[level]
+        return median / 1000.0 * math.exp(sigma * z) * (throttle[status] / throttle[level])
+
+
+def _sigma(median: float, p90: float) -> float:
+    return math.log(p90 / median) / 1.2816 if p90 > median > 0 else 0.0  # z of the 90th percentile
 
 
 def _nets(policy: Policy, manifest: dict[str, Any]) -> tuple[dict[str, _Net], str | None]:
-    """Latency (median and log-normal spread) and accuracy of every candidate, from the policy's table."""
+    """Latency (median and log-normal spread, per thermal table) and accuracy of every candidate."""
     device = policy.table.device
     cfg = policy.config
     medians, source = select_latency(manifest, device, _with_statistic(cfg, "median_ms"))
     p90s, _ = select_latency(manifest, device, _with_statistic(cfg, "p90_ms"))
+    hot_medians = select_thermal_latency(manifest, device, _with_statistic(cfg, "median_ms"))
+    hot_p90s = select_thermal_latency(manifest, device, _with_statistic(cfg, "p90_ms"))
     nets = {}
     for s in policy.table.candidates:
         median = medians[s.gates]
         p90 = p90s[s.gates] if source.kind != "flops-estimate" else median * 1.1
-        sigma = math.log(p90 / median) / 1.2816 if p90 > median > 0 else 0.0  # z of the 90th percentile
-        nets[s.gates] = _Net(s.gates, median, sigma, s.accuracy)
+        latency = {0: (median, _sigma(median, p90))}
+        for level, table in hot_medians.items():
+            latency[level] = (table[s.gates], _sigma(table[s.gates], hot_p90s[level][s.gates]))
+        nets[s.gates] = _Net(s.gates, s.accuracy, latency)
     return nets, source.backend
 
 
@@ -261,7 +290,7 @@ def _run(
         previous = gates
         net = nets[gates]
         status = phone.status
-        latency = net.median_ms / 1000.0 * math.exp(net.sigma * draws["z"][i]) * sim.throttle_slowdown[status]
+        latency = net.latency_s(status, draws["z"][i], sim.throttle_slowdown)
         phone.advance(start + latency, active_w * sim.throttle_power[status])
         busy_until = start + latency
         served += 1
@@ -321,9 +350,10 @@ def _scaled(manifest: dict[str, Any], config: PolicyConfig, scale: float) -> tup
     """
     manifest = copy.deepcopy(manifest)
     for table in manifest["latency"].values():
-        for entry in table["subnets"].values():
-            for key, value in entry.items():
-                entry[key] = [v * scale for v in value] if isinstance(value, list) else value * scale
+        for entries in [table["subnets"], *(hot["subnets"] for hot in (table.get("thermal") or {}).values())]:
+            for entry in entries.values():
+                for key, value in entry.items():
+                    entry[key] = [v * scale for v in value] if isinstance(value, list) else value * scale
     per_gflop = config.latency.fallback_ms_per_gflop * scale
     return manifest, replace(config, latency=replace(config.latency, fallback_ms_per_gflop=per_gflop))
 
@@ -370,6 +400,11 @@ def run_strategies(
         "greedy": _policy_chooser(greedy),
         "policy": _policy_chooser(policy),
     }
+    if policy.table.thermal:  # what the thermal tables are worth: the same policy planning with the cool table only
+        cool_only = copy.deepcopy(manifest)
+        for table in cool_only["latency"].values():
+            table.pop("thermal", None)
+        choosers[COOL_TABLE_ONLY] = _policy_chooser(Policy.from_manifest(cool_only, config, device))
     results = {name: _run(name, choose, nets, sim, active_w, draws, super_ms) for name, choose in choosers.items()}
     return {
         "model": manifest["model"]["name"],
@@ -433,7 +468,7 @@ def plot_simulation(report: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
-    colors = {"super-net": "C3", "base-net": "C2", "greedy": "C1", "policy": "C0"}
+    colors = {"super-net": "C3", "base-net": "C2", "greedy": "C1", "policy": "C0", COOL_TABLE_ONLY: "C4"}
     sim = report["sim"]
     for name, result in report["strategies"].items():
         tr = result["trace"]
@@ -441,7 +476,7 @@ def plot_simulation(report: dict[str, Any], path: str | Path) -> Path:
         axes[0].plot(tr["t_min"], tr["temp_c"], **style)
         axes[2].plot(tr["t_min"], [100 * b for b in tr["battery"]], **style)
         axes[3].plot(tr["t_min"], tr["misses"], **style)
-        if name in ("greedy", "policy"):
+        if name in ("greedy", "policy", COOL_TABLE_ONLY):
             cost = [math.nan if c is None else c for c in tr["cost"]]
             axes[1].step(tr["t_min"], cost, where="post", **style)
     for level, temp in zip(("LIGHT", "MODERATE", "SEVERE", "CRITICAL"), sim["status_c"]):

@@ -40,6 +40,7 @@ _EXPECT = (
     "energy_cap_ms",
     "cap_ms",
     "floor",
+    "table_level",
 )
 
 
@@ -53,16 +54,22 @@ def _manifest_part(manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rows(subnets: Any) -> list[dict[str, Any]]:
+    return [{"gates": s.gates, "latency_ms": s.latency_ms, "accuracy": s.accuracy} for s in subnets]
+
+
 def _table_json(manifest: Mapping[str, Any], config: PolicyConfig, device: str | None) -> dict[str, Any]:
     table = build_table(manifest, config, device)
     return {
         "device": device,
         "source": {"kind": table.source.kind, "device": table.source.device},
         "accuracy_key": table.accuracy_key,
-        "candidates": [
-            {"gates": s.gates, "latency_ms": s.latency_ms, "accuracy": s.accuracy} for s in table.candidates
-        ],
+        "candidates": _rows(table.candidates),
         "front": [s.gates for s in table.front],
+        "thermal": [
+            {"level": hot.level, "candidates": _rows(hot.candidates), "front": [s.gates for s in hot.front]}
+            for hot in table.thermal
+        ],
     }
 
 
@@ -342,22 +349,92 @@ def _expect(decision: Any) -> dict[str, Any]:
     return {key: getattr(decision, key) for key in _EXPECT}
 
 
+def _thermal_cases(policy: Policy) -> list[_Case]:
+    """Cases for a table with thermal tables: at every level, budgets equal to each entry of that level's front
+    (the hottest table measured at or below it) times the slowdown beyond it, and one ulp below; and a current
+    choice that a hotter table ranks behind a better one."""
+    cfg = policy.config
+    cool = DeviceState(battery=1.0, charging=True, power_save=False, thermal=0, latency_budget_ms=None)
+    tables = [policy.table.candidates, *(hot.candidates for hot in policy.table.thermal)]
+    big = 10.0 * max(s.latency_ms for rows in tables for s in rows) * max(cfg.thermal.slowdown)
+    cases: list[_Case] = []
+    for level in Thermal:
+        warm = replace(cool, thermal=int(level))
+        steps = [(0.0, replace(warm, latency_budget_ms=big))]
+        decision, _ = policy.decide(steps[0][1], 0.0)
+        slowdown = decision.latency_budget_ms / decision.latency_cap_ms
+        for gates in policy.front_at(level):
+            lat = policy.latency_at(level, gates)
+            steps.append((0.0, replace(warm, latency_budget_ms=lat * slowdown)))
+            steps.append((0.0, replace(warm, latency_budget_ms=math.nextafter(lat * slowdown, 0.0))))
+        cases += [
+            (f"thermal table at {level.name}, step {i}", "budget at a front entry x the slowdown beyond the table", [s])
+            for i, s in enumerate(steps)
+        ]
+    fronts = {level: policy.front_at(level) for level in range(len(Thermal))}
+    dropped = [(g, lv) for lv in fronts for g in fronts[0] if g not in fronts[lv]]
+    if dropped:
+        gates, level = dropped[0]
+        down = cfg.hysteresis.min_dwell_down_s
+        fit = replace(cool, latency_budget_ms=policy.latency_at(0, gates))
+        hot = replace(cool, thermal=level, latency_budget_ms=big)
+        cheap = replace(hot, latency_budget_ms=policy.latency_at(level, fronts[level][0]))  # only the cheapest fits
+        cases.append(
+            (
+                "current choice ranked behind a better one by a hotter table",
+                f"{gates} is chosen cool; at {Thermal(level).name} a sub-network at least as accurate and no slower "
+                "replaces it at once (a switch), then the dwell applies to the next downgrade",
+                [(0.0, fit), (down / 2, hot), (down / 2 + down / 4, cheap), (2.0 * down, cheap)],
+            )
+        )
+    return cases
+
+
+def _run_cases(policy: Policy, cases: list[_Case]) -> list[dict[str, Any]]:
+    """Each case's steps with the decision expected after each (the steps of a case share the memory)."""
+    out = []
+    for name, doc, steps in cases:
+        memory = PolicyMemory()
+        rows = []
+        for t_s, state in steps:
+            decision, memory = policy.decide(state, t_s, memory)
+            rows.append({"t_s": t_s, "state": state.to_json(), "expect": _expect(decision)})
+        out.append({"name": name, "doc": doc, "steps": rows})
+    return out
+
+
+def _thermal_section(manifest: Mapping[str, Any], config: PolicyConfig, device: str | None) -> dict[str, Any]:
+    """The table and cases of a manifest whose latency table for ``device`` holds thermal tables, under the policy
+    with no energy limit from heat (``thermal.energy`` all 1), so that the latency side of every front is reached."""
+    config = replace(config, thermal=replace(config.thermal, energy=(1.0,) * len(Thermal)))
+    policy = Policy.from_manifest(manifest, config, device)
+    if not policy.table.thermal:
+        raise ValueError(f"the latency table {policy.table.source.device!r} holds no thermal tables")
+    policy_json = config.to_dict()
+    policy_json.pop("ondevice_version", None)
+    return {
+        "policy": policy_json,
+        "latency": copy.deepcopy(manifest["latency"]),
+        "table": _table_json(manifest, config, device),
+        "cases": _run_cases(policy, _thermal_cases(policy)),
+    }
+
+
 def generate_vectors(
-    manifest: Mapping[str, Any], config: PolicyConfig | None = None, device: str | None = None, command: str = ""
+    manifest: Mapping[str, Any],
+    config: PolicyConfig | None = None,
+    device: str | None = None,
+    command: str = "",
+    thermal_latency: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The vectors for ``manifest`` on ``device`` with ``config``; deterministic (no dates, no versions)."""
+    """The vectors for ``manifest`` on ``device`` with ``config``; deterministic (no dates, no versions).
+
+    ``thermal_latency``: latency tables (the manifest's ``latency``) whose ``device`` table holds thermal tables,
+    for the ``thermal`` section; without it the section is null unless the manifest's own table has them."""
     config = config or PolicyConfig()
     policy = Policy.from_manifest(manifest, config, device)
     policy_json = config.to_dict()
     policy_json.pop("ondevice_version", None)
-    cases = []
-    for name, doc, steps in _cases(policy):
-        memory = PolicyMemory()
-        rows = []
-        for t, state in steps:
-            decision, memory = policy.decide(state, t, memory)
-            rows.append({"t_s": t, "state": state.to_json(), "expect": _expect(decision)})
-        cases.append({"name": name, "doc": doc, "steps": rows})
     return {
         "vectors_version": VECTORS_VERSION,
         "generated_by": command,
@@ -372,7 +449,10 @@ def generate_vectors(
         "table": _table_json(manifest, config, device),
         "table_selection": _table_selection(manifest, config, device),
         "normalization": _normalization(config),
-        "cases": cases,
+        "cases": _run_cases(policy, _cases(policy)),
+        "thermal": _thermal_section({**manifest, "latency": thermal_latency}, config, device)
+        if thermal_latency is not None
+        else (_thermal_section(manifest, config, device) if policy.table.thermal else None),
     }
 
 
@@ -415,12 +495,25 @@ def _check_vectors(vectors: Mapping[str, Any]) -> list[str]:
             state = DeviceState.from_ios(**reading, ios_levels=config.thermal.ios_levels)
         if state.to_json() != row["state"]:
             problems.append(f"normalization {row['platform']} {reading}: got {state.to_json()}")
-    for case in vectors["cases"]:
+    problems += _check_cases(policy, vectors["cases"], "case")
+    thermal = vectors["thermal"]
+    if thermal is not None:
+        config = PolicyConfig.from_dict({**thermal["policy"]}, "policy_vectors.json thermal policy")
+        variant = {**manifest, "latency": thermal["latency"]}
+        if _table_json(variant, config, device) != thermal["table"]:
+            problems.append("thermal table: the fronts or latencies differ")
+        problems += _check_cases(Policy.from_manifest(variant, config, device), thermal["cases"], "thermal case")
+    return problems
+
+
+def _check_cases(policy: Policy, cases: list[Mapping[str, Any]], what: str) -> list[str]:
+    problems = []
+    for case in cases:
         memory = PolicyMemory()
         for i, step in enumerate(case["steps"]):
             decision, memory = policy.decide(DeviceState.from_json(step["state"]), step["t_s"], memory)
             got = _expect(decision)
             if got != step["expect"]:
                 diff = {k: (step["expect"][k], got[k]) for k in got if got[k] != step["expect"].get(k)}
-                problems.append(f"case {case['name']!r} step {i}: expected vs got {diff}")
+                problems.append(f"{what} {case['name']!r} step {i}: expected vs got {diff}")
     return problems

@@ -11,7 +11,10 @@ re-implement it line for line (docs/policy.md is the spec; tests/policy_vectors.
 Per call, with the state normalized first (unknown -> documented defaults, out-of-range -> clamped):
 
     level       = max(thermal status, level forecast by the headroom)      (unknown: thermal.unknown_level)
-    latency_cap = budget_ms / thermal.slowdown[level]
+    m           = the hottest level <= level with a measured thermal table, else 0 (the cool table)
+    front       = the front of table m
+    latency_cap = budget_ms / thermal.slowdown[level]                      (m = 0)
+                = budget_ms / (thermal.slowdown[level] / thermal.slowdown[m])   (m > 0: only the heat beyond m)
     energy      = thermal.energy[level] * battery_energy * (power_save_energy if power save else 1.0)
     energy_cap  = energy * latency_ms(most accurate on the front)
     cap         = min(latency_cap, energy_cap)
@@ -25,7 +28,9 @@ upgrade has been possible at every call for ``min_dwell_up_s``: a noisy sensor t
 forth never holds that long. (The margin is on the latency side only: a sub-network that would just meet the
 deadline is not worth switching up to, while the energy cap is a step function of discrete readings that the
 dwell already steadies, and a margin there would bar the most accurate one forever.) A clock that goes
-backwards restarts the dwell at the new time.
+backwards restarts the dwell at the new time. When the current choice is not on the front of this level's
+table (another table ranks it behind a sub-network that is at least as accurate and no slower), that
+sub-network replaces it at once: the first front entry at least as accurate.
 """
 
 from __future__ import annotations
@@ -38,11 +43,28 @@ from typing import Any, NamedTuple
 
 from ..config import POLICY_NAME, PolicyConfig, load_policy_config
 from ..state import DeviceState, Thermal
-from .table import SubnetTable, build_table
+from .table import SubnetTable, SubNetwork, build_table
 
 __all__ = ["Decision", "Policy", "PolicyMemory", "PolicySession"]
 
 _MAX_LEVEL = len(Thermal) - 1
+
+
+class _Front(NamedTuple):
+    """One front as the decision reads it: gates, latency and accuracy by index (cheapest first)."""
+
+    table_level: int  # the level whose measured table it comes from (0: the cool table)
+    gates: tuple[str, ...]
+    latency_ms: tuple[float, ...]
+    accuracy: tuple[float, ...]
+    index: dict[str, int]
+    slowdown: float  # the throttling the table does not already hold
+
+    @classmethod
+    def of(cls, table_level: int, front: tuple[SubNetwork, ...], slowdown: float) -> _Front:
+        gates = tuple(s.gates for s in front)
+        lat, acc = tuple(s.latency_ms for s in front), tuple(s.accuracy for s in front)
+        return cls(table_level, gates, lat, acc, {g: i for i, g in enumerate(gates)}, slowdown)
 
 
 class PolicyMemory(NamedTuple):
@@ -77,6 +99,7 @@ class Decision:
         "level",
         "over_budget",
         "switched",
+        "table_level",
         "target",
     )
 
@@ -96,6 +119,7 @@ class Decision:
         energy_cap_ms: float,
         cap_ms: float,
         floor: float,
+        table_level: int = 0,
     ) -> None:
         self.gates = gates
         self.index = index
@@ -112,6 +136,7 @@ class Decision:
         self.energy_cap_ms = energy_cap_ms
         self.cap_ms = cap_ms
         self.floor = floor
+        self.table_level = table_level
         self.below_floor = accuracy < floor
         self.over_budget = latency_ms > cap_ms
 
@@ -136,14 +161,16 @@ class Policy:
             raise ValueError("the policy needs at least one sub-network; re-run `ondevice export`")
         self.table = table
         self.config = config = config or PolicyConfig()
-        front = table.front
-        self._gates = tuple(s.gates for s in front)
-        self._lat = tuple(s.latency_ms for s in front)
-        self._acc = tuple(s.accuracy for s in front)
-        self._index = {g: i for i, g in enumerate(self._gates)}
-        self._ref_ms = self._lat[-1]
-        th, bat, hy = config.thermal, config.battery, config.hysteresis
-        self._slowdown = th.slowdown
+        th = config.thermal
+        self._fronts = []  # by level 0..6: the front of the hottest measured table at or below it
+        measured = {0: table.front} | {hot.level: hot.front for hot in table.thermal}
+        for level in range(_MAX_LEVEL + 1):
+            m = max(lv for lv in measured if lv <= level)
+            slowdown = th.slowdown[level] if m == 0 else th.slowdown[level] / th.slowdown[m]
+            self._fronts.append(_Front.of(m, measured[m], slowdown))
+        self._accuracy_of = {s.gates: s.accuracy for s in table.candidates}
+        self._gates = self._fronts[0].gates
+        bat, hy = config.battery, config.hysteresis
         self._thermal_energy = th.energy
         self._thresholds = th.headroom_thresholds
         self._unknown_level = th.unknown_level
@@ -179,8 +206,17 @@ class Policy:
 
     @property
     def front(self) -> tuple[str, ...]:
-        """Gates of the front, cheapest first."""
+        """Gates of the front of the cool table, cheapest first."""
         return self._gates
+
+    def front_at(self, level: int) -> tuple[str, ...]:
+        """Gates of the front the policy uses at thermal ``level`` (0..6), cheapest first."""
+        return self._fronts[level].gates
+
+    def latency_at(self, level: int, gates: str) -> float:
+        """The table latency (ms) of front entry ``gates`` at thermal ``level``."""
+        front = self._fronts[level]
+        return front.latency_ms[front.index[gates]]
 
     def thermal_level(self, thermal: int | None, headroom: float | None) -> int:
         """max(status, headroom forecast); status clamped to 0..6, negative = unknown; NaN/None headroom ignored."""
@@ -226,16 +262,24 @@ class Policy:
         if floor is None or floor != floor:
             floor = self._default_floor
 
+        front = self._fronts[level]
+        lat, acc, gates = front.latency_ms, front.accuracy, front.gates
         energy = self._thermal_energy[level] * battery_energy * (self._power_save if state.power_save else 1.0)
-        latency_cap = budget / self._slowdown[level]
-        energy_cap = energy * self._ref_ms
+        latency_cap = budget / front.slowdown
+        energy_cap = energy * lat[-1]
         cap = latency_cap if latency_cap <= energy_cap else energy_cap
 
-        lat, acc = self._lat, self._acc
         k = bisect_right(lat, cap)
-        target = self._settle(k - 1, floor) if k > 0 and acc[k - 1] >= floor else 0
+        target = self._settle(acc, k - 1, floor) if k > 0 and acc[k - 1] >= floor else 0
 
-        current = None if memory is None or memory.gates is None else self._index.get(memory.gates)
+        previous = None if memory is None else memory.gates
+        current = None
+        if previous in front.index:
+            current = front.index[previous]
+        elif previous in self._accuracy_of:  # ranked behind one at least as accurate and no slower: take that one
+            current = 0
+            while acc[current] < self._accuracy_of[previous]:
+                current += 1
         up_since = None
         if current is None:
             choice = target
@@ -253,24 +297,24 @@ class Policy:
                 if energy_cap < up_cap:
                     up_cap = energy_cap
                 k_up = bisect_right(lat, up_cap)
-                up = self._settle(k_up - 1, floor) if k_up > 0 and acc[k_up - 1] >= floor else 0
+                up = self._settle(acc, k_up - 1, floor) if k_up > 0 and acc[k_up - 1] >= floor else 0
                 if up > current:
                     up_since = memory.up_since_s
                     if up_since is None or up_since > now_s:
                         up_since = now_s
                     if now_s - up_since >= self._dwell_up:
                         choice = up
-        switched = current is not None and choice != current
+        switched = current is not None and gates[choice] != previous
         if switched:
             since = now_s
             up_since = None
-        memory = PolicyMemory(self._gates[choice], since, up_since)
+        memory = PolicyMemory(gates[choice], since, up_since)
         decision = Decision(
-            self._gates[choice],
+            gates[choice],
             choice,
             lat[choice],
             acc[choice],
-            self._gates[target],
+            gates[target],
             switched,
             level,
             battery,
@@ -280,17 +324,18 @@ class Policy:
             energy_cap,
             cap,
             floor,
+            front.table_level,
         )
         return decision, memory
 
-    def _settle(self, best: int, floor: float) -> int:
+    def _settle(self, acc: tuple[float, ...], best: int, floor: float) -> int:
         """The cheapest front index up to ``best`` whose accuracy is within the slack of ``best``'s and meets the
         floor (``best`` meets it)."""
-        need = self._acc[best] - self._slack
+        need = acc[best] - self._slack
         if need < floor:
             need = floor
         i = 0
-        while self._acc[i] < need:
+        while acc[i] < need:
             i += 1
         return i
 
@@ -307,9 +352,14 @@ class Policy:
         else:
             hr = "unknown" if headroom is None or headroom != headroom else f"{headroom:g}"
             lines.append(f"thermal: status {status}, headroom {hr} -> level {level}")
+        front = self._fronts[decision.level]
+        if front.table_level == 0:
+            table = "the cool latency table"
+        else:
+            table = f"the latency table measured at {Thermal(front.table_level).name}"
         lines.append(
-            f"latency: budget {decision.latency_budget_ms:g} ms / expected slowdown {th.slowdown[decision.level]:g} "
-            f"= {decision.latency_cap_ms:.2f} ms of table latency"
+            f"latency: budget {decision.latency_budget_ms:g} ms / expected slowdown {front.slowdown:g} "
+            f"= {decision.latency_cap_ms:.2f} ms of {table}"
         )
         if state.charging and bat.charging_ignores_battery:
             why_battery = "charging: battery does not limit"
@@ -320,16 +370,15 @@ class Policy:
         power_save = f" x power-save {bat.power_save_energy:g}" if state.power_save else ""
         lines.append(
             f"energy: thermal {th.energy[decision.level]:g} x battery ({why_battery}){power_save} = "
-            f"{decision.energy:.3g} of {self._ref_ms:g} ms = {decision.energy_cap_ms:.2f} ms"
+            f"{decision.energy:.3g} of {front.latency_ms[-1]:g} ms = {decision.energy_cap_ms:.2f} ms"
         )
         lines.append(f"effective budget: {decision.cap_ms:.2f} ms ({decision.limit} limits)")
-        fits = [g for g, ms in zip(self._gates, self._lat) if ms <= decision.cap_ms]
+        fits = [g for g, ms in zip(front.gates, front.latency_ms) if ms <= decision.cap_ms]
         lines.append(
-            f"fits: {', '.join(fits) if fits else 'nothing'} (front, cheapest first: {', '.join(self._gates)})"
+            f"fits: {', '.join(fits) if fits else 'nothing'} (front, cheapest first: {', '.join(front.gates)})"
         )
-        chosen = (
-            f"choice: {decision.gates} ({self.table.front[decision.index].name}, accuracy {decision.accuracy:.4g}, "
-        )
+        name = next(s.name for s in self.table.candidates if s.gates == decision.gates)
+        chosen = f"choice: {decision.gates} ({name}, accuracy {decision.accuracy:.4g}, "
         chosen += f"{decision.latency_ms:g} ms)"
         if decision.below_floor:
             chosen += f"; BELOW the accuracy floor {decision.floor:g}: nothing above it fits, so the cheapest"

@@ -15,6 +15,9 @@ Rules the apps re-implement (docs/policy.md, "The sub-network table"):
 4. Front: sort by (latency ascending, accuracy descending, gates string ascending) and keep each sub-network
    whose accuracy is strictly higher than every one before it. The front is then strictly increasing in
    both latency and accuracy: "most accurate that fits" is "the last one that fits".
+5. Thermal tables: the chosen table's ``thermal`` entries (latency measured at a hotter status, keyed by its
+   Android name) go through rules 2-4 as well, each giving its own front over the same candidates; each must
+   list exactly the sub-networks of the cool table.
 """
 
 from __future__ import annotations
@@ -23,11 +26,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...contract.manifest import THERMAL_TABLE_KEYS, thermal_table_problem
 from ...models.gates import Gates
 from ...pareto import pareto_front
 from ..config import PolicyConfig
 
-__all__ = ["LatencySource", "SubNetwork", "SubnetTable", "build_table", "monotone_latency", "select_latency"]
+__all__ = [
+    "LatencySource",
+    "SubNetwork",
+    "SubnetTable",
+    "ThermalTable",
+    "build_table",
+    "monotone_latency",
+    "select_latency",
+    "select_thermal_latency",
+    "thermal_level_of",
+]
 
 
 @dataclass(frozen=True)
@@ -59,14 +73,25 @@ class LatencySource:
 
 
 @dataclass(frozen=True)
+class ThermalTable:
+    """Rules 2-4 on latency measured at thermal level ``level`` (>= 1): its own front over the same candidates."""
+
+    level: int
+    front: tuple[SubNetwork, ...]
+    candidates: tuple[SubNetwork, ...]
+
+
+@dataclass(frozen=True)
 class SubnetTable:
-    """The Pareto front the policy chooses from (index 0 = cheapest), plus every candidate and its provenance."""
+    """The Pareto front the policy chooses from (index 0 = cheapest), plus every candidate and its provenance;
+    ``thermal`` holds the fronts of latency measured hotter, by ascending level (empty without such tables)."""
 
     front: tuple[SubNetwork, ...]
     candidates: tuple[SubNetwork, ...]
     source: LatencySource
     accuracy_key: str
     device: str | None
+    thermal: tuple[ThermalTable, ...] = ()
 
     def index(self, gates: str) -> int:
         for i, s in enumerate(self.front):
@@ -75,27 +100,59 @@ class SubnetTable:
         raise KeyError(f"{gates!r} is not on the policy's front {[s.gates for s in self.front]}")
 
 
+def thermal_level_of(name: str) -> int:
+    """The level of a thermal table's key (Android's status name in lower case: "severe" -> 3)."""
+    return THERMAL_TABLE_KEYS.index(name) + 1
+
+
+def _chosen_table(manifest: Mapping[str, Any], device: str | None) -> tuple[str | None, str]:
+    """Rule 1: (name of the latency table, source kind); (None, "flops-estimate") without tables."""
+    tables: Mapping[str, Any] = manifest.get("latency") or {}
+    if device is not None and device in tables:
+        return device, "device"
+    if tables:
+        key = max(
+            tables, key=lambda d: (tables[d].get("measured_at") is not None, tables[d].get("measured_at") or "", d)
+        )
+        return key, "fallback-table"
+    return None, "flops-estimate"
+
+
+def _statistic(entries: Mapping[str, Any], statistic: str) -> dict[str, float]:
+    """Rules 2 and 2b on one table's entries."""
+    return monotone_latency(
+        {gates: float(entry.get(statistic, entry["median_ms"])) for gates, entry in entries.items()}
+    )
+
+
+def select_thermal_latency(
+    manifest: Mapping[str, Any], device: str | None, config: PolicyConfig
+) -> dict[int, dict[str, float]]:
+    """Rule 5: thermal level -> gates -> latency of the chosen table's thermal entries (empty without them)."""
+    name, _ = _chosen_table(manifest, device)
+    if name is None:
+        return {}
+    cool = manifest["latency"][name]
+    hot: dict[int, dict[str, float]] = {}
+    problem = thermal_table_problem(name, cool)
+    if problem:
+        raise ValueError(problem)
+    for key, entry in (cool.get("thermal") or {}).items():
+        hot[thermal_level_of(key)] = _statistic(entry["subnets"], config.latency.statistic)
+    return dict(sorted(hot.items()))
+
+
 def select_latency(
     manifest: Mapping[str, Any], device: str | None, config: PolicyConfig
 ) -> tuple[dict[str, float], LatencySource]:
     """Rules 1 and 2: gates -> latency in ms, and where it came from."""
-    tables: Mapping[str, Any] = manifest.get("latency") or {}
-    statistic = config.latency.statistic
-    if device is not None and device in tables:
-        name = device
-        kind = "device"
-    elif tables:
-        name = max(
-            tables, key=lambda d: (tables[d].get("measured_at") is not None, tables[d].get("measured_at") or "", d)
-        )
-        kind = "fallback-table"
-    else:
+    name, kind = _chosen_table(manifest, device)
+    if name is None:
         per_gflop = config.latency.fallback_ms_per_gflop
         latency = {s["gates"]: s["flops"] / 1e9 * per_gflop for s in manifest["subnets"]}
-        return latency, LatencySource("flops-estimate", None, None)
-    table = tables[name]
-    latency = {gates: float(entry.get(statistic, entry["median_ms"])) for gates, entry in table["subnets"].items()}
-    return monotone_latency(latency), LatencySource(kind, name, table.get("backend"))
+        return latency, LatencySource(kind, None, None)
+    table = manifest["latency"][name]
+    return _statistic(table["subnets"], config.latency.statistic), LatencySource(kind, name, table.get("backend"))
 
 
 def _runs_at_least(other: str, gates: str) -> bool:
@@ -134,8 +191,23 @@ def _accuracy_key(manifest: Mapping[str, Any], subnets: list[Mapping[str, Any]],
     )
 
 
+def _front(
+    listed: list[Mapping[str, Any]], latency: Mapping[str, float], key: str, num_stages: int
+) -> tuple[tuple[SubNetwork, ...], tuple[SubNetwork, ...]]:
+    """Rule 4: (front, candidates) of the listed sub-networks at these latencies."""
+    rows = []
+    for s in sorted(listed, key=lambda s: s["gates"]):
+        Gates.parse(s["gates"], num_stages)
+        ms = latency[s["gates"]]
+        if not ms >= 0:
+            raise ValueError(f"sub-network {s['gates']}: latency {ms!r} ms is not a number >= 0")
+        rows.append(SubNetwork(s["gates"], s["name"], ms, float(s["accuracy"][key]), int(s["flops"])))
+    keep = pareto_front([r.latency_ms for r in rows], [r.accuracy for r in rows])
+    return tuple(rows[i] for i in keep), tuple(rows)
+
+
 def build_table(manifest: Mapping[str, Any], config: PolicyConfig, device: str | None = None) -> SubnetTable:
-    """Rules 1-4 on a validated manifest (``ondevice.contract.manifest.load_manifest``)."""
+    """Rules 1-5 on a validated manifest (``ondevice.contract.manifest.load_manifest``)."""
     num_stages = manifest["gates"]["num_stages"]
     latency, source = select_latency(manifest, device, config)
     listed = [s for s in manifest["subnets"] if s["gates"] in latency]
@@ -145,12 +217,9 @@ def build_table(manifest: Mapping[str, Any], config: PolicyConfig, device: str |
             "(`ondevice profile`)"
         )
     key = _accuracy_key(manifest, listed, config)
-    rows = []
-    for s in sorted(listed, key=lambda s: s["gates"]):
-        Gates.parse(s["gates"], num_stages)
-        ms = latency[s["gates"]]
-        if not ms >= 0:
-            raise ValueError(f"sub-network {s['gates']}: latency {ms!r} ms is not a number >= 0")
-        rows.append(SubNetwork(s["gates"], s["name"], ms, float(s["accuracy"][key]), int(s["flops"])))
-    keep = pareto_front([r.latency_ms for r in rows], [r.accuracy for r in rows])
-    return SubnetTable(tuple(rows[i] for i in keep), tuple(rows), source, key, device)
+    front, candidates = _front(listed, latency, key, num_stages)
+    thermal = tuple(
+        ThermalTable(level, *_front(listed, hot, key, num_stages))
+        for level, hot in select_thermal_latency(manifest, device, config).items()
+    )
+    return SubnetTable(front, candidates, source, key, device, thermal)
