@@ -436,3 +436,84 @@ def test_an_upgrade_stops_at_the_cheapest_sub_network_within_the_slack():
     assert waiting.gates == "TTT" and waiting.target == "FFT"
     later, _ = policy.decide(COOL, 600.0 + policy.config.hysteresis.min_dwell_up_s, memory)
     assert later.gates == "FFT" and later.switched
+
+
+# --- latency tables per thermal status ---------------------------------------------------------------------------
+
+HOT = replace(COOL, charging=True, latency_budget_ms=1e6)  # no deadline, no battery limit: heat limits by energy
+
+
+def _thermal_example(energy: tuple[float, ...] | None = None) -> Policy:
+    config = PolicyConfig()
+    if energy is not None:
+        config = replace(config, thermal=replace(config.thermal, energy=energy))
+    return Policy.from_manifest(example_manifest(thermal=True), config, EXAMPLE_DEVICE)
+
+
+def test_each_level_ranks_with_the_hottest_table_measured_at_or_below_it():
+    """The example's SEVERE table makes FFFT (0.812) slower than FFFF (0.814): it leaves the front there."""
+    policy = _thermal_example()
+    cool_front = ("TTTT", "TTFT", "TTFF", "FFFT", "FFFF")
+    assert [policy.front_at(level) for level in range(3)] == [cool_front] * 3
+    assert [policy.front_at(level) for level in range(3, 7)] == [("TTTT", "TTFT", "TTFF", "FFFF")] * 4
+    severe = example_manifest(thermal=True)["latency"][EXAMPLE_DEVICE]["thermal"]["severe"]["subnets"]
+    assert policy.latency_at(3, "FFFF") == severe["FFFF"]["p90_ms"]  # the statistic of the severe table itself
+    levels = [policy.decide(replace(HOT, thermal=level), 0.0)[0].table_level for level in range(7)]
+    assert levels == [0, 0, 2, 3, 4, 4, 4]
+
+
+def test_only_the_slowdown_beyond_the_measured_table_is_applied():
+    """Hand-computed with the default slowdown (1, 1.1, 1.25, 1.5, 2, 3, 3): at SEVERE the SEVERE table already
+    holds the throttling (budget / (1.5 / 1.5)); at EMERGENCY the CRITICAL table is throttled by 3 / 2 more; at
+    LIGHT, below every thermal table, the cool table by 1.1."""
+    policy = _thermal_example()
+    for level, expected in ((1, 300.0 / 1.1), (3, 300.0), (4, 300.0), (5, 300.0 / (3.0 / 2.0))):
+        decision, _ = policy.decide(replace(HOT, thermal=level, latency_budget_ms=300.0), 0.0)
+        assert decision.latency_cap_ms == expected, level
+
+
+def test_energy_at_a_hot_level_is_a_share_of_that_tables_most_accurate():
+    policy = _thermal_example()
+    severe = example_manifest(thermal=True)["latency"][EXAMPLE_DEVICE]["thermal"]["severe"]["subnets"]
+    decision, _ = policy.decide(replace(HOT, thermal=3), 0.0)
+    assert decision.energy_cap_ms == 0.5 * severe["FFFF"]["p90_ms"]
+
+
+def test_a_choice_that_a_hotter_table_ranks_behind_a_better_one_is_replaced_at_once():
+    policy = _thermal_example(energy=(1.0,) * 7)  # heat limits through latency only
+    fit_fft = replace(HOT, latency_budget_ms=policy.latency_at(0, "FFFT"))
+    first, memory = policy.decide(fit_fft, 0.0)
+    assert first.gates == "FFFT"
+    # 0.1 s later, SEVERE: FFFT is dominated by FFFF there; no dwell applies to a change that loses nothing.
+    hot, memory = policy.decide(replace(HOT, thermal=3), 0.1, memory)
+    assert (hot.gates, hot.switched, hot.table_level) == ("FFFF", True, 3)
+    # ... and it counts as a switch: a downgrade right after waits min_dwell_down_s from it.
+    tight = replace(HOT, thermal=3, latency_budget_ms=policy.latency_at(3, "TTTT"))
+    held, memory = policy.decide(tight, 0.2, memory)
+    assert held.gates == "FFFF" and held.held
+    down, _ = policy.decide(tight, 0.1 + policy.config.hysteresis.min_dwell_down_s, memory)
+    assert down.gates == "TTTT" and down.switched
+
+
+def test_without_thermal_tables_every_level_uses_the_cool_table():
+    policy = Policy.from_manifest(example_manifest(), device=EXAMPLE_DEVICE)
+    assert policy.table.thermal == ()
+    for level in range(7):
+        decision, _ = policy.decide(replace(HOT, thermal=level, latency_budget_ms=300.0), 0.0)
+        assert decision.table_level == 0 and decision.latency_cap_ms == 300.0 / policy.config.thermal.slowdown[level]
+
+
+def test_a_thermal_table_must_time_the_cool_tables_sub_networks():
+    manifest = example_manifest(thermal=True)
+    del manifest["latency"][EXAMPLE_DEVICE]["thermal"]["severe"]["subnets"]["FFFT"]
+    with pytest.raises(ValueError, match="'severe' thermal table lists"):
+        validate_manifest(manifest, "manifest.json")
+    with pytest.raises(ValueError, match="must time the same sub-networks"):
+        build_table(manifest, PolicyConfig(), EXAMPLE_DEVICE)
+
+
+def test_explain_names_the_thermal_table():
+    policy = _thermal_example()
+    state = replace(HOT, thermal=4, latency_budget_ms=300.0)
+    text = policy.explain(policy.decide(state, 0.0)[0], state)
+    assert "latency table measured at CRITICAL" in text and "TTTT, TTFT, TTFF, FFFF" in text

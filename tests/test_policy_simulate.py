@@ -8,8 +8,15 @@ from policy_helpers import TOY_ROWS, make_manifest
 from ondevice.cli import main
 from ondevice.contract.manifest import save_manifest
 from ondevice.policy import PolicyConfig, write_policy_json
-from ondevice.policy.example import example_manifest, write_example_bundle
-from ondevice.policy.simulate import STRATEGIES, SimConfig, format_report, run_strategies, simulate_bundle
+from ondevice.policy.example import EXAMPLE_DEVICE, example_manifest, write_example_bundle
+from ondevice.policy.simulate import (
+    COOL_TABLE_ONLY,
+    STRATEGIES,
+    SimConfig,
+    format_report,
+    run_strategies,
+    simulate_bundle,
+)
 
 SHORT = SimConfig(minutes=2.0, trace_period_s=10.0)
 
@@ -220,3 +227,26 @@ def test_a_profiled_table_with_median_intervals_is_simulated_like_one_without():
             entry["median_ci95_ms"] = [0.9 * entry["median_ms"], 1.1 * entry["median_ms"]]
     sim = replace(SHORT, super_net_ms=175.0)
     assert run_strategies(profiled, sim)["goals"] == run_strategies(plain, sim)["goals"]
+
+
+def test_the_simulated_phone_throttles_with_the_thermal_tables():
+    """A run at OS status s takes the hottest table measured at or below s, throttled by the rest of the way:
+    hand-computed from the example's tables and SimConfig's throttle_slowdown (1, 1, 1.1, 1.3, 1.7, 2.5, 3)."""
+    from ondevice.policy import Policy
+    from ondevice.policy.simulate import _nets
+
+    manifest = example_manifest(thermal=True)
+    nets, _ = _nets(Policy.from_manifest(manifest, device=EXAMPLE_DEVICE), manifest)
+    hot = manifest["latency"][EXAMPLE_DEVICE]["thermal"]
+    throttle = SimConfig().throttle_slowdown
+    ffff = nets["FFFF"]
+    assert ffff.latency_s(1, 0.0, throttle) == 175.8 / 1000.0 * 1.0  # below every table: the cool median
+    assert ffff.latency_s(3, 0.0, throttle) == hot["severe"]["subnets"]["FFFF"]["median_ms"] / 1000.0
+    expected = hot["critical"]["subnets"]["FFFF"]["median_ms"] / 1000.0 * (2.5 / 1.7)
+    assert ffff.latency_s(5, 0.0, throttle) == expected  # EMERGENCY: CRITICAL's table, throttled by 2.5 / 1.7
+
+
+def test_with_thermal_tables_the_policy_that_ignores_them_runs_beside():
+    report = run_strategies(example_manifest(thermal=True), SHORT, device=EXAMPLE_DEVICE)
+    assert set(report["strategies"]) == {*STRATEGIES, COOL_TABLE_ONLY}
+    assert "super-net" in format_report(report) and COOL_TABLE_ONLY in format_report(report)

@@ -12,6 +12,7 @@ from ondevice.bundle import export_bundle
 from ondevice.cli import main
 from ondevice.contract.manifest import ManifestError, load_manifest
 from ondevice.models import all_gates
+from ondevice.policy import Policy
 from ondevice.policy.config import PolicyConfig, load_policy_config, write_policy_json
 from ondevice.profile import (
     device_name,
@@ -80,6 +81,17 @@ def test_merge_app_latency_file(bundle, tmp_path):
     assert "Pixel 8 (Tensor G3), Android 15" in load_manifest(bundle)["latency"]
 
 
+def test_merge_keeps_the_thermal_tables_measured_on_the_phone(bundle, tmp_path):
+    hot = {g: {"median_ms": 2.0 + i, "p90_ms": 2.5 + i, "min_ms": 1.9 + i} for i, g in enumerate(GATES)}
+    phone = tmp_path / "phone.json"
+    phone.write_text(json.dumps(_phone(thermal={"moderate": {"runs": 30, "subnets": hot}})))
+    table = merge_latency(bundle, phone)["latency"]["Pixel 8 (Tensor G3), Android 15"]
+    assert table["thermal"] == {"moderate": {"runs": 30, "subnets": hot}}
+    phone.write_text(json.dumps(_phone(thermal={"moderate": {"runs": 30, "subnets": {"FFF": hot["FFF"]}}})))
+    with pytest.raises(ManifestError, match="must time the same sub-networks"):
+        merge_latency(bundle, phone)
+
+
 POWER = {
     "method": "energy-counter",
     "idle_w": 1.2,
@@ -144,6 +156,30 @@ def test_cli_profile_and_merge(bundle, tmp_path, capsys):
     assert main(["profile", str(bundle), "--merge", str(phone)]) == 0
     assert "merged" in capsys.readouterr().out
     assert "iPhone 15" in load_manifest(bundle)["latency"]
+
+
+def test_profile_records_a_thermal_table_beside_the_cool_one(bundle, monkeypatch):
+    import ondevice.profile as profile
+
+    with pytest.raises(ValueError, match="profile the device cool first"):
+        profile_bundle(bundle, runs=2, warmup=0, threads=1, device="warm host", memory=False, thermal="severe")
+    profile_bundle(bundle, runs=2, warmup=0, threads=1, device="warm host", memory=False)
+    timed = profile.measure_latency
+    slow = lambda *args, **kwargs: {  # noqa: E731 -- a run on a hot device, 3x the cool latency
+        gates: {key: value * 3 if isinstance(value, float) else value for key, value in row.items()}
+        for gates, row in timed(*args, **kwargs).items()
+    }
+    monkeypatch.setattr(profile, "measure_latency", slow)
+    profile_bundle(bundle, runs=2, warmup=0, threads=1, device="warm host", memory=False, thermal="severe")
+    table = load_manifest(bundle)["latency"]["warm host"]
+    severe = table["thermal"]["severe"]
+    assert severe["runs"] == 2 and sorted(severe["subnets"]) == sorted(table["subnets"]) == sorted(GATES)
+    policy = Policy.from_bundle(bundle, device="warm host")
+    assert [hot.level for hot in policy.table.thermal] == [3]
+    assert policy.latency_at(3, policy.front_at(3)[-1]) > policy.latency_at(0, policy.front[-1])
+    monkeypatch.setattr(profile, "measure_latency", timed)
+    profile_bundle(bundle, runs=2, warmup=0, threads=1, device="warm host", memory=False)  # cool again
+    assert load_manifest(bundle)["latency"]["warm host"]["thermal"] == {"severe": severe}  # the hot table stays
 
 
 def test_re_export_keeps_the_phones_latency_and_the_users_policy(tmp_path):
