@@ -161,6 +161,12 @@ def test_kotlin_policy_passes_every_vector_on_the_jvm(kotlin, vectors, resize_ve
     android = [r for r in vectors["normalization"] if r["platform"] == "android"]
     assert sum(n.startswith("android normalization ") for n in names) == len(android) > 0
     assert sum(n.startswith("table for ") for n in names) == 1
+    # the thermal section: its table (with a front per measured level) and every one of its cases
+    assert vectors["thermal"] and vectors["table"]["thermal"] == [] and vectors["thermal"]["table"]["thermal"]
+    assert sum(n.startswith("thermal table for ") for n in names) == 1
+    assert sorted(n.removeprefix("thermal case: ") for n in names if n.startswith("thermal case: ")) == sorted(
+        c["name"] for c in vectors["thermal"]["cases"]
+    )
     assert sorted(n.removeprefix("resize: ") for n in names if n.startswith("resize: ")) == sorted(
         c["name"] for c in resize_vectors["cases"]
     )
@@ -177,6 +183,77 @@ def test_kotlin_tests_catch_a_wrong_vector(kotlin, vectors, tmp_path):
     path.write_text(json.dumps(tampered))
     done, cases = _run_junit(kotlin, path, tmp_path / "reports")
     assert done.returncode != 0 and _failed(cases) == [f"case: {case['name']}"]
+
+
+def _tamper_table_level(v: dict) -> str:
+    case = v["cases"][0]
+    case["steps"][0]["expect"]["table_level"] = 1  # no thermal tables in the main manifest: 0 at every level
+    return f"case: {case['name']}"
+
+
+def _tamper_thermal_case_table_level(v: dict) -> str:
+    case = v["thermal"]["cases"][-1]  # a choice made cool, replaced when a hotter table ranks it behind another
+    step = next(s for s in case["steps"] if s["expect"]["table_level"] == 3)
+    step["expect"]["table_level"] = 2
+    return f"thermal case: {case['name']}"
+
+
+def _tamper_thermal_case_switched(v: dict) -> str:
+    case = v["thermal"]["cases"][-1]
+    step = next(s for s in case["steps"] if s["expect"]["switched"] and s["expect"]["table_level"])
+    step["expect"]["switched"] = False  # the replacement counts as a switch
+    return f"thermal case: {case['name']}"
+
+
+def _tamper_thermal_case_cap(v: dict) -> str:
+    case = next(c for c in v["thermal"]["cases"] if c["steps"][-1]["expect"]["table_level"] > 0)
+    expect = case["steps"][-1]["expect"]
+    expect["latency_cap_ms"] = float(np.nextafter(expect["latency_cap_ms"], 0))  # the slowdown division, one ulp
+    return f"thermal case: {case['name']}"
+
+
+def _tamper_thermal_front(v: dict) -> str:
+    table = v["thermal"]["table"]
+    hot = table["thermal"][-1]
+    hot["front"] = hot["front"][:-1]
+    return f"thermal table for {table['device']}"
+
+
+def _tamper_thermal_latency(v: dict) -> str:
+    table = v["thermal"]["table"]
+    row = table["thermal"][0]["candidates"][0]
+    row["latency_ms"] = float(np.nextafter(row["latency_ms"], np.inf))
+    return f"thermal table for {table['device']}"
+
+
+def _tamper_thermal_level(v: dict) -> str:
+    table = v["thermal"]["table"]
+    table["thermal"][0]["level"] += 1
+    return f"thermal table for {table['device']}"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _tamper_table_level,
+        _tamper_thermal_case_table_level,
+        _tamper_thermal_case_switched,
+        _tamper_thermal_case_cap,
+        _tamper_thermal_front,
+        _tamper_thermal_latency,
+        _tamper_thermal_level,
+    ],
+    ids=lambda f: f.__name__.removeprefix("_tamper_"),
+)
+def test_kotlin_tests_catch_a_wrong_thermal_expectation(kotlin, vectors, tmp_path, tamper):
+    """table_level, the per-level fronts of the thermal tables and the thermal section's cases are compared for real:
+    one wrong expectation is one failing test."""
+    tampered = copy.deepcopy(vectors)
+    failing = tamper(tampered)
+    path = tmp_path / "tampered.json"
+    path.write_text(json.dumps(tampered))
+    done, cases = _run_junit(kotlin, path, tmp_path / "reports")
+    assert done.returncode != 0 and _failed(cases) == [failing]
 
 
 def test_kotlin_tests_catch_a_wrong_resize_vector(kotlin, resize_vectors, tmp_path):
@@ -374,6 +451,64 @@ def test_kotlin_latency_file_merges_into_the_bundle_and_the_policy_uses_it(kotli
     assert manifest["latency"][device]["source"] == "app"
     policy = Policy.from_bundle(bundle, device=device)
     assert policy.table.source.kind == "device" and policy.table.source.device == device
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    from ondevice.profile import _percentile
+
+    return {
+        "median_ms": round(statistics.median(values), 4),
+        "p90_ms": round(_percentile(values, 0.9), 4),
+        "min_ms": round(min(values), 4),
+    }
+
+
+def test_kotlin_latency_file_per_thermal_status_merges_and_the_policy_ranks_with_it(kotlin, tmp_path):
+    """Rounds timed at NONE, LIGHT (too few) and SEVERE, as the benchmark records them -> the app's grouping and writer
+    -> latency.json with a "severe" table, which the schema accepts, `merge_latency` keeps and the Python policy then
+    ranks with at SEVERE and above (table_level 3), and not below."""
+    from ondevice.contract.schemas import load_schema
+    from ondevice.policy.engine.table import monotone_latency
+    from ondevice.profile import merge_latency
+
+    jsonschema = pytest.importorskip("jsonschema")
+    bundle = write_example_bundle(tmp_path / "bundle")
+    gates = [s["gates"] for s in example_manifest()["subnets"]]
+    rng = np.random.default_rng(2)
+    # the cool times, and at SEVERE 1.6x with FFFT throttled more than FFFF (so that the hot front differs)
+    base = {g: 120.0 + 15.0 * i for i, g in enumerate(sorted(gates, key=lambda g: g.count("F")))}
+    statuses = [0] * 12 + [1] * 6 + [3] * 25 + [0] * 10  # the phone heats up, then cools down again
+    rounds = []
+    for status in statuses:
+        scale = {0: 1.0, 1: 1.1, 3: 1.6}[status]
+        samples = {}
+        for g in gates:
+            extra = 1.3 if status == 3 and g == "FFFT" else 1.0
+            samples[g] = float(base[g] * scale * extra * rng.gamma(50.0, 1 / 50.0))
+        rounds.append({"status": status, "samples": samples})
+    (tmp_path / "rounds.json").write_text(json.dumps(rounds))
+    device = "Google Pixel 8"
+    note = _tool(kotlin, "rounds", tmp_path / "latency.json", device, "vit_b_16_adn", tmp_path / "rounds.json")
+
+    data = json.loads((tmp_path / "latency.json").read_text())
+    jsonschema.validate(data, load_schema("latency"))
+    at = {s: [r["samples"] for r in rounds if r["status"] == s] for s in (0, 1, 3)}
+    assert data["runs"] == 22 and data["subnets"] == {g: _stats([r[g] for r in at[0]]) for g in gates}
+    assert data["thermal"] == {"severe": {"runs": 25, "subnets": {g: _stats([r[g] for r in at[3]]) for g in gates}}}
+    assert "cool table: 22 rounds at NONE" in note and "severe: 25 rounds" in note and "dropped light (6)" in note
+
+    table = merge_latency(bundle, tmp_path / "latency.json")["latency"][device]
+    assert table["thermal"] == data["thermal"] and table["runs"] == 22
+    policy = Policy.from_bundle(bundle, device=device)
+    assert [hot.level for hot in policy.table.thermal] == [3]
+    severe = monotone_latency({g: e["p90_ms"] for g, e in data["thermal"]["severe"]["subnets"].items()})
+    assert {s.gates: s.latency_ms for s in policy.table.thermal[0].candidates} == severe
+    assert policy.front_at(3) != policy.front  # FFFT, throttled more, drops off the hot front
+    for level, expected in ((0, 0), (2, 0), (3, 3), (4, 3), (6, 3)):
+        state = DeviceState(battery=1.0, charging=True, thermal=level, latency_budget_ms=1000.0)
+        decision, _ = policy.decide(state, 0.0)
+        assert decision.table_level == expected, level
+        assert policy.front_at(level) == (policy.front if expected == 0 else policy.front_at(3))
 
 
 def _readings(rng, seconds: float, current_ua: float, volts_mv: int, counter_nwh_per_s: int | None, start_ms: int):

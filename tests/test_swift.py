@@ -1,7 +1,9 @@
 """The iOS demo's Swift libraries, built and tested on Linux (ios_demo/swift-on-linux: swiftlang in a Debian 13 root).
 
 Every XCTest runs, the shared policy vectors included; a one-ulp change in the vectors and planted bugs in the Swift
-policy must make them fail. CI installs the toolchain (.ci/run); elsewhere these tests are skipped without it.
+policy must make them fail. The latency file the Swift benchmark code writes from rounds timed at several thermal
+states must validate against the schema and merge into a bundle. CI installs the toolchain (.ci/run); elsewhere
+these tests are skipped without it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -113,6 +116,18 @@ PLANTED = {
         "bat.tiers.first(where: { battery < $0.below })",
         "bat.tiers.first(where: { battery <= $0.below })",
     ),
+    # a table measured hot already holds the throttling up to its level: the slowdown must be only the heat beyond it
+    "thermal_slowdown_not_beyond_the_measured_table": (
+        "Sources/Policy/Policy.swift",
+        "slowdown[level.rawValue] / slowdown[m.rawValue]",
+        "slowdown[level.rawValue]",
+    ),
+    # a choice that a hotter table ranks behind a better one is no longer replaced by it at once
+    "dominated_choice_not_replaced": (
+        "Sources/Policy/Policy.swift",
+        "} else if let held = accuracyOf[previous] {",
+        "} else if let held = accuracyOf[previous], held > 1 {",
+    ),
     # a policy.json key spelled differently in the Swift reader
     "policy_json_key_renamed": (
         "Sources/Policy/PolicyConfig.swift",
@@ -132,3 +147,68 @@ PLANTED = {
 def test_a_planted_bug_fails_the_swift_tests(swift_root, bug, tmp_path):
     done = _swift("test", "--package", str(_planted(tmp_path, *PLANTED[bug])), "--fresh")
     assert done.returncode != 0 and _summary(done)[2] > 0, f"{bug} went unnoticed:\n{done.stdout[-3000:]}"
+
+
+def test_the_swift_latency_file_of_thermal_rounds_validates_and_merges(swift_root, tmp_path):
+    """Rounds timed at iOS thermal states (written here) -> the Swift grouping and writer -> latency.json: it validates
+    against the schema; the coolest state's rounds are the table and each hotter state's with >= 20 rounds a thermal
+    table, each with `ondevice profile`'s statistics of its rounds (a state with 19 rounds is left out); merged into
+    a bundle, the policy ranks with those thermal tables."""
+    from ondevice.contract.schemas import load_schema
+    from ondevice.policy import DeviceState, Policy, PolicyConfig
+    from ondevice.policy.example import example_manifest, write_example_bundle
+    from ondevice.profile import _percentile, merge_latency
+
+    jsonschema = pytest.importorskip("jsonschema")
+    bundle = write_example_bundle(tmp_path / "bundle")
+    manifest = example_manifest()
+    gates = [s["gates"] for s in manifest["subnets"]]
+    ios_levels = list(PolicyConfig().thermal.ios_levels)  # nominal NONE, fair LIGHT, serious SEVERE, critical CRITICAL
+    rng = np.random.default_rng(0)
+    states = [state for state, n in {0: 23, 1: 21, 2: 20, 3: 19}.items() for _ in range(n)]
+    rng.shuffle(states)
+    rounds = [
+        {
+            "thermal_state": int(state),
+            "samples_ms": {g: float(rng.gamma(9.0, 2.0 + i + 3 * state)) for i, g in enumerate(gates)},
+        }
+        for state in states
+    ]
+    device = "Apple iPhone16,1"
+    source = {"device": device, "model": manifest["model"]["name"], "backend": "xnnpack", "warmup": 5}
+    source |= {"app": "test_swift", "ios_levels": ios_levels, "rounds": rounds}
+    (swift_root / "tmp" / "latency_rounds.json").write_text(json.dumps(source))
+    out = swift_root / "tmp" / "swift_latency.json"
+    out.unlink(missing_ok=True)
+    done = _swift(
+        "test",
+        "--filter",
+        "LatencyReportTests/testWritesTheLatencyFileOfTimedRounds",
+        env={"ONDEVICE_LATENCY_ROUNDS": "/tmp/latency_rounds.json", "ONDEVICE_LATENCY_OUT": "/tmp/swift_latency.json"},
+    )
+    ran = "Test Suite 'Selected tests' passed" in done.stdout and "Executed 1 test, with 0 failures" in done.stdout
+    assert done.returncode == 0 and ran, done.stdout[-3000:]
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, load_schema("latency"))
+
+    def table(state: int) -> dict[str, dict[str, float]]:
+        """`ondevice profile`'s statistics of the rounds timed at this iOS thermal state, rounded as it writes them."""
+        at = [r["samples_ms"] for r in rounds if r["thermal_state"] == state]
+        return {
+            g: {
+                "median_ms": round(statistics.median([r[g] for r in at]), 4),
+                "p90_ms": round(_percentile([r[g] for r in at], 0.9), 4),
+                "min_ms": round(min(r[g] for r in at), 4),
+            }
+            for g in gates
+        }
+
+    assert data["runs"] == 23 and data["subnets"] == table(0)
+    assert data["thermal"] == {"light": {"runs": 21, "subnets": table(1)}, "severe": {"runs": 20, "subnets": table(2)}}
+
+    merged = merge_latency(bundle, out)["latency"][device]
+    assert merged["thermal"] == data["thermal"] and merged["source"] == "app"
+    policy = Policy.from_bundle(bundle, device=device)
+    assert [hot.level for hot in policy.table.thermal] == [1, 3]
+    state = DeviceState(battery=1.0, charging=True, power_save=False, thermal=3, latency_budget_ms=1000.0)
+    assert policy.decide(state, 0.0)[0].table_level == 3

@@ -28,6 +28,7 @@ struct ContentView: View {
                     Section("Policy") {
                         Text("\(d.gates) (target \(d.target))").font(.headline)
                         Text("level \(String(describing: d.level)), battery \(d.battery * 100, specifier: "%.0f")%")
+                        Text("latency table \(d.tableLevel == Thermal.none ? "cool" : "measured \(d.tableLevel.name)")")
                         Text("energy \(d.energy, specifier: "%.2f"), cap \(d.capMs, specifier: "%.1f") ms")
                         Text(d.limit == .latency ? "the latency budget limits" : "energy (heat, battery) limits")
                         if d.held { Text("held by hysteresis") }

@@ -11,6 +11,37 @@ public enum Thermal: Int, CaseIterable, Comparable, Sendable {
         self = Thermal(rawValue: min(status, Thermal.shutdown.rawValue)) ?? .shutdown
     }
 
+    /// A thermal table's key in a manifest or latency file: Android's status name in lower case ("severe"); nil
+    /// for `.none` (the cool table has no key).
+    public init?(tableKey: String) {
+        guard tableKey != Thermal.none.name, let level = Thermal.allCases.first(where: { $0.name == tableKey }) else {
+            return nil
+        }
+        self = level
+    }
+
+    /// Android's status name in lower case: "none", "light", "moderate", "severe", "critical", "emergency",
+    /// "shutdown" (a thermal table's key above `.none`).
+    public var name: String {
+        switch self {
+        case .none: return "none"
+        case .light: return "light"
+        case .moderate: return "moderate"
+        case .severe: return "severe"
+        case .critical: return "critical"
+        case .emergency: return "emergency"
+        case .shutdown: return "shutdown"
+        }
+    }
+
+    /// `ProcessInfo.ThermalState.rawValue` (0 nominal ... 3 critical) on the common scale through `levels`
+    /// (`PolicyConfig.thermal.iosLevels`); a state above 3 counts as critical, a negative one (or no levels) is
+    /// unknown.
+    public init?(iosThermalState state: Int, levels: [Thermal]) {
+        guard state >= 0, !levels.isEmpty else { return nil }
+        self = levels[min(state, levels.count - 1)]
+    }
+
     public static func < (lhs: Thermal, rhs: Thermal) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
@@ -64,15 +95,11 @@ public struct DeviceState: Equatable, Sendable {
         latencyBudgetMs: Double? = nil,
         accuracyFloor: Double? = nil
     ) {
-        var thermal: Thermal?
-        if let state = thermalState, state >= 0, !levels.isEmpty {
-            thermal = levels[min(state, levels.count - 1)]
-        }
         self.init(
             battery: batteryLevel.flatMap { $0 >= 0 ? $0 : nil },  // `>= 0` is false for NaN as well
             charging: batteryState.flatMap(Self.iosCharging),
             powerSave: lowPowerMode,
-            thermal: thermal,
+            thermal: thermalState.flatMap { Thermal(iosThermalState: $0, levels: levels) },
             headroom: nil,
             latencyBudgetMs: latencyBudgetMs,
             accuracyFloor: accuracyFloor

@@ -35,6 +35,8 @@ public struct Decision: Equatable, Sendable {
     public var energyCapMs: Double
     public var capMs: Double
     public var floor: Double
+    /// The thermal level whose measured latency table the choice was ranked with (`.none`: the cool table).
+    public var tableLevel: Thermal
     public var memory: PolicyMemory
 
     public var held: Bool { gates != target }
@@ -49,22 +51,45 @@ public struct Decision: Equatable, Sendable {
 /// `policy.json`. Only `Double` arithmetic in the order the spec writes it (Swift does not fuse multiply-adds unless
 /// asked), so every number equals Python's bit for bit; `tests/policy_vectors.json` checks that.
 public struct Policy: Sendable {
+    /// One front as the decision reads it, cheapest first, with the throttling its table does not already hold.
+    private struct Front: Sendable {
+        /// The level whose measured table it comes from (`.none`: the cool table).
+        var tableLevel: Thermal
+        var entries: [SubNetwork]
+        var latency: [Double]
+        var accuracy: [Double]
+        var indexOf: [String: Int]
+        var slowdown: Double
+
+        init(tableLevel: Thermal, entries: [SubNetwork], slowdown: Double) {
+            self.tableLevel = tableLevel
+            self.entries = entries
+            latency = entries.map(\.latencyMs)
+            accuracy = entries.map(\.accuracy)
+            indexOf = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.gates, $0) })
+            self.slowdown = slowdown
+        }
+    }
+
     public let table: SubnetTable
     public let config: PolicyConfig
-    private let latency: [Double]
-    private let accuracy: [Double]
-    private let indexOf: [String: Int]
-    private let refMs: Double
+    /// By level 0...6: the front of the hottest table measured at or below it.
+    private let fronts: [Front]
+    private let accuracyOf: [String: Double]
     private let upScale: Double
 
     public init(table: SubnetTable, config: PolicyConfig) {
         precondition(!table.front.isEmpty, "the policy needs at least one sub-network; re-run `ondevice export`")
         self.table = table
         self.config = config
-        latency = table.front.map(\.latencyMs)
-        accuracy = table.front.map(\.accuracy)
-        indexOf = Dictionary(uniqueKeysWithValues: table.front.enumerated().map { ($1.gates, $0) })
-        refMs = latency[latency.count - 1]
+        let slowdown = config.thermal.slowdown
+        let measured = [(Thermal.none, table.front)] + table.thermal.map { ($0.level, $0.front) }
+        fronts = Thermal.allCases.map { level in
+            let (m, front) = measured.last { $0.0 <= level }!  // ascending levels; the cool table is at 0
+            let beyond = m == Thermal.none ? slowdown[level.rawValue] : slowdown[level.rawValue] / slowdown[m.rawValue]
+            return Front(tableLevel: m, entries: front, slowdown: beyond)
+        }
+        accuracyOf = Dictionary(table.candidates.map { ($0.gates, $0.accuracy) }, uniquingKeysWith: { a, _ in a })
         upScale = 1.0 - config.hysteresis.upgradeMargin
     }
 
@@ -73,8 +98,14 @@ public struct Policy: Sendable {
         try self.init(table: SubnetTable(catalog: catalog, config: config, device: device), config: config)
     }
 
-    /// Gates of the front, cheapest first.
+    /// Gates of the cool table's front, cheapest first.
     public var front: [String] { table.front.map(\.gates) }
+
+    /// Gates of the front the policy uses at thermal `level`, cheapest first.
+    public func front(at level: Thermal) -> [String] { fronts[level.rawValue].entries.map(\.gates) }
+
+    /// The level whose measured table the policy ranks with at `level` (`.none`: the cool table).
+    public func tableLevel(at level: Thermal) -> Thermal { fronts[level.rawValue].tableLevel }
 
     /// max(status, headroom forecast); unknown both ways: `thermal.unknown_level`.
     public func thermalLevel(_ thermal: Thermal?, headroom: Double?) -> Thermal {
@@ -114,16 +145,27 @@ public struct Policy: Sendable {
         var floor = config.accuracy.defaultFloor
         if let given = state.accuracyFloor, !given.isNaN { floor = given }
 
+        let front = fronts[level.rawValue]
+        let accuracy = front.accuracy
         let powerSave = state.powerSave == true ? bat.powerSaveEnergy : 1.0
         let energy = th.energy[level.rawValue] * batteryEnergy * powerSave
-        let latencyCap = budget / th.slowdown[level.rawValue]
-        let energyCap = energy * refMs
+        let latencyCap = budget / front.slowdown
+        let energyCap = energy * front.latency[front.latency.count - 1]
         let cap = latencyCap <= energyCap ? latencyCap : energyCap
 
-        let fits = countFitting(cap)
-        let target = fits > 0 && accuracy[fits - 1] >= floor ? settle(fits - 1, floor: floor) : 0
+        let fits = countFitting(front, cap)
+        let target = fits > 0 && accuracy[fits - 1] >= floor ? settle(front, fits - 1, floor: floor) : 0
 
-        let current = memory.gates.flatMap { indexOf[$0] }
+        var current: Int?
+        if let previous = memory.gates {
+            if let index = front.indexOf[previous] {
+                current = index
+            } else if let held = accuracyOf[previous] {  // ranked behind one at least as accurate and no slower
+                var i = 0
+                while accuracy[i] < held { i += 1 }
+                current = i
+            }
+        }
         var choice = target
         var since = now
         var upSince: Double?
@@ -135,8 +177,8 @@ public struct Policy: Sendable {
             } else if target > current {
                 var upCap = latencyCap * upScale
                 if energyCap < upCap { upCap = energyCap }
-                let upFits = countFitting(upCap)
-                let up = upFits > 0 && accuracy[upFits - 1] >= floor ? settle(upFits - 1, floor: floor) : 0
+                let upFits = countFitting(front, upCap)
+                let up = upFits > 0 && accuracy[upFits - 1] >= floor ? settle(front, upFits - 1, floor: floor) : 0
                 if up > current {
                     var start = now
                     if let previous = memory.upSinceS, !(previous > now) { start = previous }
@@ -145,33 +187,33 @@ public struct Policy: Sendable {
                 }
             }
         }
-        let switched = current != nil && choice != current
+        let chosen = front.entries[choice]
+        let switched = current != nil && chosen.gates != memory.gates
         if switched {
             since = now
             upSince = nil
         }
-        let chosen = table.front[choice]
         return Decision(
-            gates: chosen.gates, index: choice, latencyMs: latency[choice], accuracy: accuracy[choice],
-            target: table.front[target].gates, switched: switched, level: level, battery: battery, energy: energy,
+            gates: chosen.gates, index: choice, latencyMs: chosen.latencyMs, accuracy: chosen.accuracy,
+            target: front.entries[target].gates, switched: switched, level: level, battery: battery, energy: energy,
             latencyBudgetMs: budget, latencyCapMs: latencyCap, energyCapMs: energyCap, capMs: cap, floor: floor,
-            memory: PolicyMemory(gates: chosen.gates, sinceS: since, upSinceS: upSince)
+            tableLevel: front.tableLevel, memory: PolicyMemory(gates: chosen.gates, sinceS: since, upSinceS: upSince)
         )
     }
 
     /// The cheapest front index up to `best` within the slack of `best`'s accuracy and meeting `floor`.
-    private func settle(_ best: Int, floor: Double) -> Int {
-        var need = accuracy[best] - config.accuracy.slack
+    private func settle(_ front: Front, _ best: Int, floor: Double) -> Int {
+        var need = front.accuracy[best] - config.accuracy.slack
         if need < floor { need = floor }
         var i = 0
-        while accuracy[i] < need { i += 1 }
+        while front.accuracy[i] < need { i += 1 }
         return i
     }
 
     /// How many front entries have latency <= `cap`: a prefix, since the front is sorted by latency.
-    private func countFitting(_ cap: Double) -> Int {
+    private func countFitting(_ front: Front, _ cap: Double) -> Int {
         var k = 0
-        while k < latency.count && latency[k] <= cap { k += 1 }
+        while k < front.latency.count && front.latency[k] <= cap { k += 1 }
         return k
     }
 }

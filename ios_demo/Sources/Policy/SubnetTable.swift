@@ -29,14 +29,35 @@ public struct LatencyEntry: Decodable, Equatable, Sendable {
     }
 }
 
-/// A device's latency table (`manifest.latency[device]`).
+/// A device's latency table (`manifest.latency[device]`). `thermal` holds latency measured while the device was at
+/// a hotter status, keyed by Android's status name ("moderate", "severe", ...); each times the same sub-networks.
 public struct LatencyTable: Decodable, Equatable, Sendable {
     public var backend: String
     public var measuredAt: String?
     public var subnets: [String: LatencyEntry]
+    public var thermal: [String: ThermalLatencyTable]?
+
+    public init(
+        backend: String, measuredAt: String? = nil, subnets: [String: LatencyEntry],
+        thermal: [String: ThermalLatencyTable]? = nil
+    ) {
+        self.backend = backend
+        self.measuredAt = measuredAt
+        self.subnets = subnets
+        self.thermal = thermal
+    }
 
     private enum CodingKeys: String, CodingKey {
-        case backend, measuredAt = "measured_at", subnets
+        case backend, measuredAt = "measured_at", subnets, thermal
+    }
+}
+
+/// One thermal table of a device's latency table (`manifest.latency[device].thermal[status]`).
+public struct ThermalLatencyTable: Decodable, Equatable, Sendable {
+    public var subnets: [String: LatencyEntry]
+
+    public init(subnets: [String: LatencyEntry]) {
+        self.subnets = subnets
     }
 }
 
@@ -117,6 +138,10 @@ public enum SubnetTableError: Error, CustomStringConvertible {
     case badGates(String, numStages: Int)
     case badLatency(gates: String, ms: Double)
     case missingAccuracy(String)
+    /// A thermal table keyed by something other than Android's status names above NONE.
+    case unknownThermalStatus(table: String, status: String)
+    /// A thermal table that does not time exactly the cool table's sub-networks (sorted gates of each).
+    case thermalSubnetsDiffer(table: String, status: String, thermal: [String], cool: [String])
 
     public var description: String {
         switch self {
@@ -129,38 +154,88 @@ public enum SubnetTableError: Error, CustomStringConvertible {
             return "sub-network \(gates): latency \(ms) ms is not a number >= 0"
         case .missingAccuracy(let detail):
             return detail
+        case .unknownThermalStatus(let table, let status):
+            let names = Thermal.allCases.filter { $0 != Thermal.none }.map(\.name).joined(separator: ", ")
+            return "latency table \"\(table)\": thermal table \"\(status)\" is not one of \(names)"
+        case .thermalSubnetsDiffer(let table, let status, let thermal, let cool):
+            return "latency table \"\(table)\": the \"\(status)\" thermal table lists \(thermal), the cool table "
+                + "\(cool); a thermal table must time the same sub-networks"
         }
     }
 }
 
+/// The front and candidates of latency measured at a hotter thermal `level` (rule 3): same sub-networks as the cool
+/// table's, their own latencies, their own front.
+public struct ThermalTable: Equatable, Sendable {
+    public var level: Thermal
+    public var front: [SubNetwork]
+    public var candidates: [SubNetwork]
+}
+
 /// The Pareto front the policy chooses from, cheapest first, and every candidate (docs/policy.md, section 2).
-/// The front is strictly increasing in latency and in accuracy.
+/// The front is strictly increasing in latency and in accuracy. `thermal` holds the fronts of the chosen table's
+/// thermal tables, by ascending level (empty without them).
 public struct SubnetTable: Equatable, Sendable {
     public var front: [SubNetwork]
     public var candidates: [SubNetwork]
     public var source: LatencySource
     public var accuracyKey: String
     public var device: String?
+    public var thermal: [ThermalTable]
 
-    /// Rules 1-4 of docs/policy.md, section 2, for `device` (nil: no name, use the newest table).
+    /// Rules 1-5 of docs/policy.md, section 2, for `device` (nil: no name, use the newest table).
     public init(catalog: SubnetCatalog, config: PolicyConfig, device: String?) throws {
         let (latency, source) = try Self.selectLatency(catalog, config, device)
         let listed = catalog.subnets.filter { latency[$0.gates] != nil }
         guard !listed.isEmpty else { throw SubnetTableError.noListedSubnets(table: source.tableName) }
         let key = try Self.accuracyKey(catalog, listed, config)
-        let rows = try listed.sorted { $0.gates < $1.gates }.map { s -> SubNetwork in
-            guard s.gates.count == catalog.numStages, s.gates.allSatisfy({ $0 == "T" || $0 == "F" }) else {
-                throw SubnetTableError.badGates(s.gates, numStages: catalog.numStages)
-            }
-            let ms = latency[s.gates]!  // listed only holds gates with a latency
-            guard ms >= 0 else { throw SubnetTableError.badLatency(gates: s.gates, ms: ms) }
-            return SubNetwork(gates: s.gates, name: s.name, latencyMs: ms, accuracy: s.accuracy[key]!, flops: s.flops)
+        (front, candidates) = try Self.front(listed, latency, key, catalog.numStages)
+        thermal = try Self.selectThermalLatency(catalog, config, source).map { level, hot in
+            let (front, candidates) = try Self.front(listed, hot, key, catalog.numStages)
+            return ThermalTable(level: level, front: front, candidates: candidates)
         }
-        front = Self.paretoFront(rows)
-        candidates = rows
         self.source = source
         accuracyKey = key
         self.device = device
+    }
+
+    /// Rule 5 (front) on the listed sub-networks at these latencies: (front, candidates sorted by gates).
+    private static func front(
+        _ listed: [SubnetInfo], _ latency: [String: Double], _ key: String, _ numStages: Int
+    ) throws -> ([SubNetwork], [SubNetwork]) {
+        let rows = try listed.sorted { $0.gates < $1.gates }.map { s -> SubNetwork in
+            guard s.gates.count == numStages, s.gates.allSatisfy({ $0 == "T" || $0 == "F" }) else {
+                throw SubnetTableError.badGates(s.gates, numStages: numStages)
+            }
+            let ms = latency[s.gates]!  // listed only holds gates with a latency (the same in every thermal table)
+            guard ms >= 0 else { throw SubnetTableError.badLatency(gates: s.gates, ms: ms) }
+            return SubNetwork(gates: s.gates, name: s.name, latencyMs: ms, accuracy: s.accuracy[key]!, flops: s.flops)
+        }
+        return (paretoFront(rows), rows)
+    }
+
+    /// Rule 3: the chosen table's thermal tables as (level, gates -> latency), by ascending level; each must time
+    /// exactly the cool table's sub-networks. None with the FLOPs estimate.
+    private static func selectThermalLatency(
+        _ catalog: SubnetCatalog, _ config: PolicyConfig, _ source: LatencySource
+    ) throws -> [(Thermal, [String: Double])] {
+        guard let name = source.tableName, let table = catalog.latency[name], let thermal = table.thermal else {
+            return []
+        }
+        let cool = table.subnets.keys.sorted(by: codePointLess)
+        var hot: [(Thermal, [String: Double])] = []
+        for status in thermal.keys.sorted(by: codePointLess) {
+            guard let level = Thermal(tableKey: status) else {
+                throw SubnetTableError.unknownThermalStatus(table: name, status: status)
+            }
+            let listed = thermal[status]!.subnets.keys.sorted(by: codePointLess)
+            guard listed == cool else {
+                throw SubnetTableError.thermalSubnetsDiffer(table: name, status: status, thermal: listed, cool: cool)
+            }
+            let statistic = config.latency.statistic
+            hot.append((level, try monotoneLatency(thermal[status]!.subnets.mapValues { $0.value(statistic) })))
+        }
+        return hot.sorted { $0.0 < $1.0 }
     }
 
     private static func selectLatency(

@@ -3,8 +3,9 @@ import OndevicePolicy
 import XCTest
 
 /// Every vector of `tests/policy_vectors.json` (written by the Python policy): the table and its variants, the iOS
-/// normalization rows and every step of every case, compared exactly (numbers bit for bit). The cases are not
-/// listed here: the test reads the file and runs whatever it holds.
+/// normalization rows, every step of every case, and the thermal section (latency tables per thermal status: its
+/// table with the per-level fronts and its cases), compared exactly (numbers bit for bit). The cases are not listed
+/// here: the test reads the file and runs whatever it holds.
 ///
 /// The file is found through the environment variable `ONDEVICE_VECTORS`, else at `tests/policy_vectors.json` in
 /// the repository this test file lives in.
@@ -55,6 +56,58 @@ final class PolicyVectorsTests: XCTestCase {
         }
         XCTAssertEqual(checked, vectors.cases.map(\.steps.count).reduce(0, +))
         XCTAssertGreaterThan(checked, 0)
+    }
+
+    /// The thermal section's manifest: the vectors' manifest with its latency tables, which hold thermal tables.
+    private func thermalSection() throws -> (ThermalSection, SubnetCatalog) {
+        let section = try XCTUnwrap(vectors.thermal, "no thermal section: regenerate with `ondevice policy vectors`")
+        var catalog = vectors.manifest
+        catalog.latency = section.latency
+        return (section, catalog)
+    }
+
+    func testThermalTable() throws {
+        let (section, catalog) = try thermalSection()
+        let table = try SubnetTable(catalog: catalog, config: section.policy, device: section.table.device)
+        XCTAssertFalse(section.table.thermal.isEmpty, "the thermal section's table has no thermal tables")
+        assertTable(table, equals: section.table, "thermal table")
+    }
+
+    func testEveryThermalCaseStepByStep() throws {
+        let (section, catalog) = try thermalSection()
+        let policy = try Policy(config: section.policy, catalog: catalog, device: section.table.device)
+        var checked = 0
+        for testCase in section.cases {
+            var session = PolicySession(policy: policy)
+            for (i, step) in testCase.steps.enumerated() {
+                let decision = session.decide(step.state.deviceState, now: step.tS)
+                assertDecision(decision, equals: step.expect, "thermal case '\(testCase.name)' step \(i)")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, section.cases.map(\.steps.count).reduce(0, +))
+        XCTAssertGreaterThan(checked, 0)
+        XCTAssertTrue(section.cases.flatMap(\.steps).contains { $0.expect.tableLevel > 0 }, "no step ranks hot")
+    }
+
+    /// A thermal table must time exactly the cool table's sub-networks, and be keyed by a status name.
+    func testThermalTablesAreCheckedAgainstTheCoolTable() throws {
+        let (section, catalog) = try thermalSection()
+        let device = try XCTUnwrap(section.table.device)
+        let status = try XCTUnwrap(catalog.latency[device]?.thermal?.keys.min())
+        var partial = catalog
+        let dropped = try XCTUnwrap(partial.latency[device]?.thermal?[status]?.subnets.keys.min())
+        partial.latency[device]?.thermal?[status]?.subnets[dropped] = nil
+        XCTAssertThrowsError(try SubnetTable(catalog: partial, config: section.policy, device: device)) { error in
+            let message = String(describing: error)
+            XCTAssertTrue(message.contains("the \"\(status)\" thermal table lists"), message)
+            XCTAssertTrue(message.contains("must time the same sub-networks"), message)
+        }
+        var misnamed = catalog
+        misnamed.latency[device]?.thermal?["warm"] = catalog.latency[device]?.thermal?[status]
+        XCTAssertThrowsError(try SubnetTable(catalog: misnamed, config: section.policy, device: device)) { error in
+            XCTAssertTrue(String(describing: error).contains("thermal table \"warm\" is not one of light"), "\(error)")
+        }
     }
 
     /// The bit-for-bit comparison above needs JSONDecoder to parse every number like `strtod` (`Double(String)`),
@@ -112,12 +165,23 @@ final class PolicyVectorsTests: XCTestCase {
         XCTAssertEqual(table.source.kind, expect.source.kind, what)
         XCTAssertEqual(table.source.tableName, expect.source.device, what)
         XCTAssertEqual(table.accuracyKey, expect.accuracyKey, what)
-        XCTAssertEqual(table.candidates.map(\.gates), expect.candidates.map(\.gates), what)
-        for (got, row) in zip(table.candidates, expect.candidates) {
+        assertFront(table.front, table.candidates, equals: expect.front, expect.candidates, what)
+        XCTAssertEqual(table.thermal.map(\.level.rawValue), expect.thermal.map(\.level), "\(what): thermal levels")
+        for (got, hot) in zip(table.thermal, expect.thermal) {
+            assertFront(got.front, got.candidates, equals: hot.front, hot.candidates, "\(what) at level \(hot.level)")
+        }
+    }
+
+    private func assertFront(
+        _ front: [SubNetwork], _ candidates: [SubNetwork], equals expectFront: [String],
+        _ expectCandidates: [TableExpect.Candidate], _ what: String
+    ) {
+        XCTAssertEqual(candidates.map(\.gates), expectCandidates.map(\.gates), what)
+        for (got, row) in zip(candidates, expectCandidates) {
             XCTAssertEqual(got.latencyMs.bitPattern, row.latencyMs.bitPattern, "\(what): \(row.gates) latency_ms")
             XCTAssertEqual(got.accuracy.bitPattern, row.accuracy.bitPattern, "\(what): \(row.gates) accuracy")
         }
-        XCTAssertEqual(table.front.map(\.gates), expect.front, what)
+        XCTAssertEqual(front.map(\.gates), expectFront, what)
     }
 
     private func assertDecision(_ d: Decision, equals e: Expect, _ what: String) {
@@ -128,6 +192,7 @@ final class PolicyVectorsTests: XCTestCase {
         XCTAssertEqual(d.switched, e.switched, "\(what): switched")
         XCTAssertEqual(d.held, e.held, "\(what): held")
         XCTAssertEqual(d.level.rawValue, e.level, "\(what): level")
+        XCTAssertEqual(d.tableLevel.rawValue, e.tableLevel, "\(what): table_level")
         let numbers: [(String, Double, Double)] = [
             ("battery", d.battery, e.battery), ("energy", d.energy, e.energy),
             ("latency_budget_ms", d.latencyBudgetMs, e.latencyBudgetMs),
@@ -158,10 +223,19 @@ private struct Vectors: Decodable {
     var tableSelection: [TableVariant]
     var normalization: [NormalizationRow]
     var cases: [Case]
+    var thermal: ThermalSection?
 
     enum CodingKeys: String, CodingKey {
-        case policy, manifest, table, tableSelection = "table_selection", normalization, cases
+        case policy, manifest, table, tableSelection = "table_selection", normalization, cases, thermal
     }
+}
+
+/// The vectors' manifest with these latency tables (thermal tables included), its own policy, table and cases.
+private struct ThermalSection: Decodable {
+    var policy: PolicyConfig
+    var latency: [String: LatencyTable]
+    var table: TableExpect
+    var cases: [Case]
 }
 
 private struct TableExpect: Decodable {
@@ -180,14 +254,22 @@ private struct TableExpect: Decodable {
         }
     }
 
+    /// The front and candidates of one thermal table.
+    struct HotTable: Decodable {
+        var level: Int
+        var candidates: [Candidate]
+        var front: [String]
+    }
+
     var device: String?
     var source: Source
     var accuracyKey: String
     var candidates: [Candidate]
     var front: [String]
+    var thermal: [HotTable]
 
     enum CodingKeys: String, CodingKey {
-        case device, source, accuracyKey = "accuracy_key", candidates, front
+        case device, source, accuracyKey = "accuracy_key", candidates, front, thermal
     }
 }
 
@@ -271,11 +353,12 @@ private struct Expect: Decodable {
     var energyCapMs: Double
     var capMs: Double
     var floor: Double
+    var tableLevel: Int
 
     enum CodingKeys: String, CodingKey {
         case gates, target, belowFloor = "below_floor", overBudget = "over_budget", switched, held, level, battery
         case energy, latencyBudgetMs = "latency_budget_ms", latencyCapMs = "latency_cap_ms"
-        case energyCapMs = "energy_cap_ms", capMs = "cap_ms", floor
+        case energyCapMs = "energy_cap_ms", capMs = "cap_ms", floor, tableLevel = "table_level"
     }
 }
 

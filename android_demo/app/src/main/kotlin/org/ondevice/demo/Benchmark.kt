@@ -1,15 +1,20 @@
 package org.ondevice.demo
 
 import android.content.Context
+import android.os.Build
+import android.os.PowerManager
 import android.os.SystemClock
 import android.util.Log
 import java.time.Instant
 import java.time.temporal.ChronoUnit
 import org.ondevice.bundle.Bundle
+import org.ondevice.bundle.LatencyByThermal
 import org.ondevice.bundle.LatencyPower
 import org.ondevice.bundle.LatencyReport
-import org.ondevice.bundle.measure
+import org.ondevice.bundle.RoundSchedule
+import org.ondevice.bundle.measureRounds
 import org.ondevice.bundle.toJsonText
+import org.ondevice.policy.Thermal
 import org.ondevice.power.BackToBack
 import org.ondevice.power.PowerEstimate
 import org.ondevice.power.PowerResult
@@ -20,22 +25,28 @@ import org.ondevice.power.measurePower
 /**
  * Times the sub-networks the bundle's program runs ([org.ondevice.bundle.Manifest.runnableGates]) on this phone,
  * interleaved like `ondevice profile`, each run one full logits call (input tensors, forward, output; see
- * [org.ondevice.bundle.LogitsProgram]) on one fixed random input; then, when the phone is on battery and the
- * [PowerSchedule] has both windows, measures its battery power idle and with the super-net running back to back
- * ([measurePower]); and writes `latency.json` ([AppFiles.latencyFile]) with both. Blocking: run it off the main
- * thread (the power windows are read on the calling thread). Used by [BenchmarkActivity] and the instrumented test.
+ * [org.ondevice.bundle.LogitsProgram]) on one fixed random input, reading the thermal status before each round
+ * (and, in a sustained run, going on for minutes so that the phone heats up); then, when the phone is on battery and
+ * the [PowerSchedule] has both windows, measures its battery power idle and with the super-net running back to back
+ * ([measurePower]); and writes `latency.json` ([AppFiles.latencyFile]) with the table of the coolest status seen,
+ * the tables of the hotter ones ([LatencyByThermal]) and the power. Blocking: run it off the main thread (the power
+ * windows are read on the calling thread). Used by [BenchmarkActivity] and the instrumented test.
  */
 object Benchmark {
     const val DEFAULT_RUNS = 50
     const val DEFAULT_WARMUP = 5
     private const val TAG = "ondevice-benchmark"
 
-    /** The file's content, and a line saying what became of the power measurement (measured, refused, skipped). */
-    class Result(val report: LatencyReport, val powerNote: String)
+    /**
+     * The file's content, and lines saying what became of the power measurement (measured, refused, skipped) and
+     * which thermal statuses got a table.
+     */
+    class Result(val report: LatencyReport, val powerNote: String, val thermalNote: String)
 
     /**
      * [threads] 0 leaves ExecuTorch's thread pool as it is (the file then has no `threads`). [power] with a 0 s window
-     * (the default) skips the power measurement.
+     * (the default) skips the power measurement. [sustainedMinutes] > 0 keeps timing rounds (at least [runs]) for
+     * that long, so that the phone heats up and the hotter thermal statuses get tables of their own.
      */
     fun run(
         context: Context,
@@ -43,15 +54,18 @@ object Benchmark {
         warmup: Int,
         threads: Int,
         power: PowerSchedule = PowerSchedule(0, 0),
+        sustainedMinutes: Int = 0,
     ): Result {
         val bundle = Bundle.load(AppFiles.bundleDir(context))
         val gates = bundle.manifest.runnableGates()
         val superNet = bundle.manifest.superNetGates()
+        val schedule = RoundSchedule(runs, sustainedMs = sustainedMinutes * 60_000L)
+        val thermal = thermalStatusReader(context)
         var powerNote = "power not measured (power_idle_s or power_busy_s is 0)"
         var measured: LatencyPower? = null
-        val (stats, backend) = BundleClassifier(bundle, threads).use { classifier ->
+        val (tables, backend) = BundleClassifier(bundle, threads).use { classifier ->
             val input = classifier.randomInput()
-            val timed = classifier.measure(input, gates, runs, warmup)
+            val timed = LatencyByThermal.of(classifier.measureRounds(input, gates, schedule, warmup, thermal))
             if (power.enabled) {
                 val sampler = PowerSampler(
                     power.intervalMs,
@@ -83,16 +97,30 @@ object Benchmark {
             model = bundle.manifest.modelName,
             backend = backend,
             threads = threads.takeIf { it > 0 },
-            runs = runs,
+            runs = tables.runs,
             warmup = warmup,
             measuredAt = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(),
             app = "ondevice demo $version (Android)",
-            subnets = stats,
+            subnets = tables.subnets,
             power = measured,
+            thermal = tables.thermal,
         )
         AppFiles.latencyFile(context).writeText(report.toJsonText())
         Log.i(TAG, powerNote)
-        return Result(report, powerNote)
+        Log.i(TAG, tables.note)
+        return Result(report, powerNote, tables.note)
+    }
+
+    /** `PowerManager.getCurrentThermalStatus` (API 29+), read before each round; null where the phone cannot say. */
+    private fun thermalStatusReader(context: Context): () -> Thermal? {
+        val power = context.getSystemService(PowerManager::class.java)
+        return {
+            if (power != null && Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) {
+                Thermal.fromStatus(power.currentThermalStatus)
+            } else {
+                null
+            }
+        }
     }
 
     private fun describe(e: PowerEstimate, gates: String): String =

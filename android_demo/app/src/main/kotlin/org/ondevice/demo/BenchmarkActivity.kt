@@ -22,8 +22,11 @@ import org.ondevice.power.PowerSchedule
  * Runs the [Benchmark] and shows its table. Start it from the main screen or:
  *
  *     adb shell am start -n org.ondevice.demo/.BenchmarkActivity --ei runs 50 --ei warmup 5 --ei threads 4 \
- *         --ei power_idle_s 10 --ei power_busy_s 20
+ *         --ei power_idle_s 10 --ei power_busy_s 20 [--ei sustained_min 20]
  *     adb pull /sdcard/Android/data/org.ondevice.demo/files/latency.json
+ *
+ * `sustained_min` > 0 keeps timing rounds for that many minutes (a sustained run: the phone heats up, and each
+ * thermal status it reaches with at least 20 rounds gets its own table in the file's `thermal`).
  *
  * Keep the phone idle and let it cool first: the runs are interleaved (every round runs each sub-network once, in a
  * rotated order) so that heating spreads evenly. After the rounds, on battery only, it measures the phone's power
@@ -65,6 +68,7 @@ class BenchmarkActivity : ComponentActivity() {
             warmup = intent.getIntExtra(EXTRA_WARMUP, Benchmark.DEFAULT_WARMUP),
             threads = intent.getIntExtra(EXTRA_THREADS, 0), // 0: ExecuTorch's default thread pool
             power = power,
+            sustainedMinutes = intent.getIntExtra(EXTRA_SUSTAINED_MIN, 0).coerceAtLeast(0),
         )
     }
 
@@ -74,5 +78,6 @@ class BenchmarkActivity : ComponentActivity() {
         const val EXTRA_THREADS = "threads"
         const val EXTRA_POWER_IDLE_S = "power_idle_s"
         const val EXTRA_POWER_BUSY_S = "power_busy_s"
+        const val EXTRA_SUSTAINED_MIN = "sustained_min"
     }
 }

@@ -11,6 +11,7 @@ import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
+import org.ondevice.bundle.LatencyStats
 import org.ondevice.power.PowerSchedule
 
 /** One benchmark run and its text, kept across rotations: recreating [BenchmarkActivity] never starts another. */
@@ -22,26 +23,32 @@ class BenchmarkViewModel(application: Application) : AndroidViewModel(applicatio
     private var started = false
 
     /** Starts the run unless this screen already started one. */
-    fun start(runs: Int, warmup: Int, threads: Int, power: PowerSchedule) {
+    fun start(runs: Int, warmup: Int, threads: Int, power: PowerSchedule, sustainedMinutes: Int = 0) {
         if (started) return
         started = true
         running = true
-        if (power.enabled) {
-            text = "benchmark running: latency rounds, then power (${power.idleS} s idle, ${power.busyS} s busy) " +
-                "if on battery.\nLeave the phone alone."
+        if (power.enabled || sustainedMinutes > 0) {
+            val rounds = if (sustainedMinutes > 0) "$sustainedMinutes min of latency rounds" else "latency rounds"
+            val then = if (power.enabled) ", then power (${power.idleS} s idle, ${power.busyS} s busy)" else ""
+            text = "benchmark running: $rounds$then.\nLeave the phone alone."
         }
         val app = getApplication<Application>()
         viewModelScope.launch {
             text = try {
-                val result = withContext(Dispatchers.Default) { Benchmark.run(app, runs, warmup, threads, power) }
+                val result = withContext(Dispatchers.Default) {
+                    Benchmark.run(app, runs, warmup, threads, power, sustainedMinutes)
+                }
                 val report = result.report
                 val file = AppFiles.latencyFile(app)
                 Log.i(TAG, "wrote $file")
-                val rows = report.subnets.entries.joinToString("\n") { (g, s) ->
+                fun rows(subnets: Map<String, LatencyStats>) = subnets.entries.joinToString("\n") { (g, s) ->
                     "%-8s %9.3f %9.3f %9.3f".format(g, s.medianMs, s.p90Ms, s.minMs)
                 }
+                val hot = report.thermal.entries.joinToString("") { (status, table) ->
+                    "\n\nat $status (${table.runs} runs)\n${rows(table.subnets)}"
+                }
                 "${report.device}, ${report.backend}, ${report.runs} runs\n\ngates    median ms    p90 ms    min ms\n" +
-                    "$rows\n\n${result.powerNote}\n\n" +
+                    "${rows(report.subnets)}$hot\n\n${result.thermalNote}\n\n${result.powerNote}\n\n" +
                     "wrote $file\nmerge it: ondevice profile BUNDLE --merge latency.json"
             } catch (e: CancellationException) {
                 throw e

@@ -7,6 +7,7 @@ import org.ondevice.json.JsonObject
 import org.ondevice.json.JsonString
 import org.ondevice.json.JsonValue
 import org.ondevice.json.jsonObject
+import org.ondevice.policy.Thermal
 import org.ondevice.power.PowerEstimate
 
 /** Median, p90 and min of one sub-network's timed runs, in ms, computed as `ondevice profile` does. */
@@ -43,7 +44,9 @@ data class LatencyPower(val gates: String, val estimate: PowerEstimate) {
  * (`ondevice/contract/latency.schema.json`, format "ondevice-latency", version 1). Its [device] becomes the latency
  * table's name in the manifest; the policy then finds it under the same name on this phone. [power], when the phone
  * could measure it (on battery), becomes the file's `power` object, from which `--merge` fits the device's power
- * constants.
+ * constants. [subnets] is the cool table and [runs] its rounds; [thermal] the tables timed at hotter statuses
+ * ([LatencyByThermal]), which become the file's `thermal` (`{"severe": {"runs": 30, "subnets": {...}}}`), each
+ * timing exactly the sub-networks of [subnets].
  */
 data class LatencyReport(
     val device: String,
@@ -56,6 +59,7 @@ data class LatencyReport(
     val app: String,
     val subnets: Map<String, LatencyStats>,
     val power: LatencyPower? = null,
+    val thermal: Map<Thermal, ThermalLatency> = emptyMap(),
 ) {
     init {
         require(device.isNotEmpty()) { "device name is empty" }
@@ -65,6 +69,13 @@ data class LatencyReport(
         require(threads == null || threads >= 1) { "threads must be >= 1, got $threads" }
         require(power == null || subnets.keys.all { it.length == power.gates.length }) {
             "power gates \"${power?.gates}\" do not have as many stages as the sub-networks"
+        }
+        require(Thermal.NONE !in thermal) { "the NONE table is the cool one (subnets), not a thermal table" }
+        thermal.forEach { (status, table) ->
+            require(table.subnets.keys == subnets.keys) {
+                "the ${status.tableKey} table times ${table.subnets.keys}, the cool table ${subnets.keys}: " +
+                    "a thermal table must time the same sub-networks"
+            }
         }
     }
 
@@ -82,7 +93,22 @@ data class LatencyReport(
         members["measured_at"] = JsonString(measuredAt)
         members["app"] = JsonString(app)
         power?.let { members["power"] = powerJson(it) }
-        members["subnets"] = JsonObject(
+        members["subnets"] = entriesJson(subnets)
+        if (thermal.isNotEmpty()) {
+            members["thermal"] = JsonObject(
+                thermal.toSortedMap().entries.associate { (status, table) ->
+                    status.tableKey to jsonObject(
+                        "runs" to JsonNumber.of(table.runs.toLong()),
+                        "subnets" to entriesJson(table.subnets),
+                    )
+                },
+            )
+        }
+        return JsonObject(members)
+    }
+
+    companion object {
+        private fun entriesJson(subnets: Map<String, LatencyStats>): JsonObject = JsonObject(
             subnets.mapValues { (_, s) ->
                 jsonObject(
                     "median_ms" to JsonNumber.of(round4(s.medianMs)),
@@ -91,10 +117,7 @@ data class LatencyReport(
                 )
             },
         )
-        return JsonObject(members)
-    }
 
-    companion object {
         /** `power`: exactly the keys of latency.schema.json, numbers rounded like the latency numbers. */
         private fun powerJson(power: LatencyPower): JsonObject {
             val e = power.estimate
@@ -122,7 +145,8 @@ data class LatencyReport(
 /**
  * Times every sub-network interleaved, as `ondevice profile` does: [warmup] untimed rounds, then [runs] rounds in
  * which each sub-network runs once, in an order rotated by one each round, so that heat and background load spread
- * evenly over them. [run] executes one sub-network; [clockNs] is a monotonic clock (`System.nanoTime`).
+ * evenly over them. [run] executes one sub-network; [clockNs] is a monotonic clock (`System.nanoTime`). The
+ * statistics of all rounds together; [measureRounds] keeps them apart by thermal status.
  */
 fun measureInterleaved(
     gates: List<String>,
@@ -131,19 +155,41 @@ fun measureInterleaved(
     clockNs: () -> Long = System::nanoTime,
     run: (String) -> Unit,
 ): Map<String, LatencyStats> {
-    require(gates.isNotEmpty()) { "no sub-networks to measure" }
     require(runs >= 1 && warmup >= 0) { "need runs >= 1 and warmup >= 0, got $runs and $warmup" }
+    val rounds = measureRounds(gates, RoundSchedule(runs), warmup, clockNs, run = run)
+    return gates.associateWith { g -> LatencyStats.of(rounds.map { it.samplesMs.getValue(g) }) }
+}
+
+/**
+ * The interleaved rounds of [measureInterleaved], each with the thermal status [thermalStatus] read just before it
+ * (not before the warm-up), for as long as [schedule] says: at least its runs, then until its sustained time has
+ * passed. [LatencyByThermal.of] turns them into the cool table and the thermal tables of the latency file.
+ */
+fun measureRounds(
+    gates: List<String>,
+    schedule: RoundSchedule,
+    warmup: Int,
+    clockNs: () -> Long = System::nanoTime,
+    thermalStatus: () -> Thermal? = { null },
+    run: (String) -> Unit,
+): List<TimedRound> {
+    require(gates.isNotEmpty()) { "no sub-networks to measure" }
+    require(warmup >= 0) { "need warmup >= 0, got $warmup" }
     repeat(warmup) { gates.forEach(run) }
-    val samples = gates.associateWith { ArrayList<Double>(runs) }
-    for (round in 0 until runs) {
-        val shift = round % gates.size
+    val rounds = ArrayList<TimedRound>(schedule.runs)
+    val begin = clockNs()
+    while (schedule.more(rounds.size, clockNs() - begin)) {
+        val status = thermalStatus()
+        val shift = rounds.size % gates.size
+        val samples = LinkedHashMap<String, Double>()
         for (g in gates.drop(shift) + gates.take(shift)) {
             val start = clockNs()
             run(g)
-            samples.getValue(g) += (clockNs() - start) / 1e6
+            samples[g] = (clockNs() - start) / 1e6
         }
+        rounds += TimedRound(status, gates.associateWith { samples.getValue(it) })
     }
-    return samples.mapValues { (_, v) -> LatencyStats.of(v) }
+    return rounds
 }
 
 /** The latency file as text (pretty-printed JSON). */

@@ -1,5 +1,7 @@
 package org.ondevice.bundle
 
+import org.ondevice.policy.Thermal
+
 /**
  * A loaded program as both apps time it. One timed run is one [logits] call: from the prepared, normalized input
  * (float32, NCHW, `input.shape`) to the logits as floats, that is creating the input tensors, the forward call
@@ -28,3 +30,13 @@ fun LogitsProgram.measure(
     warmup: Int,
     clockNs: () -> Long = System::nanoTime,
 ): Map<String, LatencyStats> = measureInterleaved(gates, runs, warmup, clockNs) { g -> logits(input, g) }
+
+/** [measureRounds] over [gates], each run one full [LogitsProgram.logits] call on the same [input]. */
+fun LogitsProgram.measureRounds(
+    input: FloatArray,
+    gates: List<String>,
+    schedule: RoundSchedule,
+    warmup: Int,
+    thermalStatus: () -> Thermal?,
+    clockNs: () -> Long = System::nanoTime,
+): List<TimedRound> = measureRounds(gates, schedule, warmup, clockNs, thermalStatus) { g -> logits(input, g) }

@@ -4,7 +4,16 @@ package org.ondevice.policy
 enum class Thermal {
     NONE, LIGHT, MODERATE, SEVERE, CRITICAL, EMERGENCY, SHUTDOWN;
 
+    /** The key of a latency table measured at this status (`manifest.latency[device].thermal`): "severe", ... */
+    val tableKey: String get() = name.lowercase()
+
     companion object {
+        /** The statuses a thermal latency table can be measured at: all but [NONE] (the cool table). */
+        val hotter: List<Thermal> get() = entries.drop(1)
+
+        /** The status of a thermal latency table's key ("moderate" -> [MODERATE]); null for anything else. */
+        fun fromTableKey(key: String): Thermal? = hotter.firstOrNull { it.tableKey == key }
+
         /** A status code as the OS reports it: negative = unknown (null), above 6 counts as [SHUTDOWN]. */
         fun fromStatus(code: Int): Thermal? = when {
             code < 0 -> null

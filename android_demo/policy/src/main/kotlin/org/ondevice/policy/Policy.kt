@@ -15,6 +15,8 @@ enum class Limit { LATENCY, ENERGY }
  * @property gates the sub-network to run; [target] is what the policy would pick without hysteresis.
  * @property level the thermal level the policy planned for.
  * @property battery the battery fraction it used (unknown and out-of-range readings resolved).
+ * @property tableLevel the level whose latency table it ranked with: the hottest one measured at or below [level],
+ *   [Thermal.NONE] for the cool table.
  */
 data class Decision(
     val gates: String,
@@ -32,6 +34,7 @@ data class Decision(
     val capMs: Double,
     val floor: Double,
     val memory: PolicyMemory,
+    val tableLevel: Thermal = Thermal.NONE,
 ) {
     val held: Boolean get() = gates != target
     val belowFloor: Boolean get() = accuracy < floor
@@ -46,20 +49,46 @@ data class Decision(
  * order the spec writes it, so every number equals Python's bit for bit; `tests/policy_vectors.json` checks that.
  */
 class Policy(val table: SubnetTable, val config: PolicyConfig) {
-    private val front = table.front
-    private val latency = DoubleArray(front.size) { front[it].latencyMs }
-    private val accuracy = DoubleArray(front.size) { front[it].accuracy }
-    private val indexOf = front.withIndex().associate { (i, s) -> s.gates to i }
-    private val refMs: Double
+    /**
+     * One front as the decision reads it, for one thermal level: that of the table measured at [tableLevel] (the
+     * hottest at or below the level), and the [slowdown] that table does not already hold.
+     */
+    private class LevelFront(val tableLevel: Thermal, front: List<SubNetwork>, val slowdown: Double) {
+        val gates = front.map { it.gates }
+        val latency = DoubleArray(front.size) { front[it].latencyMs }
+        val accuracy = DoubleArray(front.size) { front[it].accuracy }
+        val indexOf = gates.withIndex().associate { (i, g) -> g to i }
+        val refMs = latency.last()
+
+        /** How many entries have latency <= [cap]: a prefix, since the front is sorted by latency. */
+        fun countFitting(cap: Double): Int {
+            var k = 0
+            while (k < latency.size && latency[k] <= cap) k++
+            return k
+        }
+    }
+
+    /** By level NONE..SHUTDOWN. */
+    private val fronts: List<LevelFront>
+    private val accuracyOf = table.candidates.associate { it.gates to it.accuracy }
     private val upScale = 1.0 - config.hysteresis.upgradeMargin
 
     init {
-        require(front.isNotEmpty()) { "the policy needs at least one sub-network; re-run `ondevice export`" }
-        refMs = latency.last()
+        require(table.front.isNotEmpty()) { "the policy needs at least one sub-network; re-run `ondevice export`" }
+        val measured = mapOf(Thermal.NONE to table.front) + table.thermal.associate { it.level to it.front }
+        val slowdown = config.thermal.slowdown
+        fronts = Thermal.entries.map { level ->
+            val m = measured.keys.filter { it <= level }.max()
+            val s = if (m == Thermal.NONE) slowdown[level.ordinal] else slowdown[level.ordinal] / slowdown[m.ordinal]
+            LevelFront(m, measured.getValue(m), s)
+        }
     }
 
-    /** Gates of the front, cheapest first. */
-    val frontGates: List<String> get() = front.map { it.gates }
+    /** Gates of the cool table's front, cheapest first. */
+    val frontGates: List<String> get() = fronts[0].gates
+
+    /** Gates of the front the policy ranks with at thermal [level], cheapest first. */
+    fun frontAt(level: Thermal): List<String> = fronts[level.ordinal].gates
 
     /** The thermal level: max(status, headroom forecast); unknown both ways: `thermal.unknown_level`. */
     fun thermalLevel(thermal: Thermal?, headroom: Double?): Thermal {
@@ -97,16 +126,21 @@ class Policy(val table: SubnetTable, val config: PolicyConfig) {
         val givenFloor = state.accuracyFloor
         val floor = if (givenFloor == null || givenFloor.isNaN()) config.accuracy.defaultFloor else givenFloor
 
+        val front = fronts[level.ordinal]
+        val accuracy = front.accuracy
         val powerSave = if (state.powerSave == true) bat.powerSaveEnergy else 1.0
         val energy = th.energy[level.ordinal] * batteryEnergy * powerSave
-        val latencyCap = budget / th.slowdown[level.ordinal]
-        val energyCap = energy * refMs
+        val latencyCap = budget / front.slowdown
+        val energyCap = energy * front.refMs
         val cap = if (latencyCap <= energyCap) latencyCap else energyCap
 
-        val fits = countFitting(cap)
-        val target = if (fits > 0 && accuracy[fits - 1] >= floor) settle(fits - 1, floor) else 0
+        val fits = front.countFitting(cap)
+        val target = if (fits > 0 && accuracy[fits - 1] >= floor) settle(accuracy, fits - 1, floor) else 0
 
-        val current = memory.gates?.let { indexOf[it] }
+        // a candidate off this level's front is ranked behind one at least as accurate and no slower: take that one
+        val current = memory.gates?.let { previous ->
+            front.indexOf[previous] ?: accuracyOf[previous]?.let { a -> accuracy.indexOfFirst { it >= a } }
+        }
         var choice: Int
         var since: Double
         var upSince: Double? = null
@@ -121,8 +155,8 @@ class Policy(val table: SubnetTable, val config: PolicyConfig) {
             } else if (target > current) {
                 var upCap = latencyCap * upScale
                 if (energyCap < upCap) upCap = energyCap
-                val upFits = countFitting(upCap)
-                val up = if (upFits > 0 && accuracy[upFits - 1] >= floor) settle(upFits - 1, floor) else 0
+                val upFits = front.countFitting(upCap)
+                val up = if (upFits > 0 && accuracy[upFits - 1] >= floor) settle(accuracy, upFits - 1, floor) else 0
                 if (up > current) {
                     val previous = memory.upSinceS
                     val start = if (previous == null || previous > nowS) nowS else previous
@@ -131,18 +165,18 @@ class Policy(val table: SubnetTable, val config: PolicyConfig) {
                 }
             }
         }
-        val switched = current != null && choice != current
+        val switched = current != null && front.gates[choice] != memory.gates
         if (switched) {
             since = nowS
             upSince = null
         }
-        val chosen = front[choice]
+        val chosen = front.gates[choice]
         return Decision(
-            gates = chosen.gates,
+            gates = chosen,
             index = choice,
-            latencyMs = latency[choice],
+            latencyMs = front.latency[choice],
             accuracy = accuracy[choice],
-            target = front[target].gates,
+            target = front.gates[target],
             switched = switched,
             level = level,
             battery = battery,
@@ -152,24 +186,18 @@ class Policy(val table: SubnetTable, val config: PolicyConfig) {
             energyCapMs = energyCap,
             capMs = cap,
             floor = floor,
-            memory = PolicyMemory(chosen.gates, since, upSince),
+            memory = PolicyMemory(chosen, since, upSince),
+            tableLevel = front.tableLevel,
         )
     }
 
     /** The cheapest front index up to [best] within the slack of [best]'s accuracy and meeting [floor]. */
-    private fun settle(best: Int, floor: Double): Int {
+    private fun settle(accuracy: DoubleArray, best: Int, floor: Double): Int {
         var need = accuracy[best] - config.accuracy.slack
         if (need < floor) need = floor
         var i = 0
         while (accuracy[i] < need) i++
         return i
-    }
-
-    /** How many front entries have latency <= [cap]: a prefix, since the front is sorted by latency. */
-    private fun countFitting(cap: Double): Int {
-        var k = 0
-        while (k < latency.size && latency[k] <= cap) k++
-        return k
     }
 
     companion object {

@@ -1,5 +1,6 @@
 package org.ondevice.policy
 
+import org.ondevice.json.JsonException
 import org.ondevice.json.JsonObject
 import org.ondevice.json.asArray
 import org.ondevice.json.asDouble
@@ -28,8 +29,27 @@ data class LatencyEntry(val medianMs: Double, val p90Ms: Double?, val minMs: Dou
     }
 }
 
-/** A device's latency table (`manifest.latency[device]`). */
-data class LatencyTable(val backend: String, val measuredAt: String?, val subnets: Map<String, LatencyEntry>)
+/**
+ * A device's latency table (`manifest.latency[device]`): [subnets] measured cool, and [thermal] the entries measured
+ * while the phone was at a hotter status (`thermal.moderate.subnets`, ...), by ascending level, never [Thermal.NONE].
+ */
+data class LatencyTable(
+    val backend: String,
+    val measuredAt: String?,
+    val subnets: Map<String, LatencyEntry>,
+    val thermal: Map<Thermal, Map<String, LatencyEntry>> = emptyMap(),
+) {
+    /**
+     * Why the thermal tables cannot be used, or null: each must time exactly the sub-networks of the cool table, so
+     * that every state ranks the same candidates (docs/policy.md, section 2, rule 3). [device] names the table.
+     */
+    fun thermalProblem(device: String): String? {
+        val (level, hot) = thermal.entries.firstOrNull { it.value.keys != subnets.keys } ?: return null
+        return "latency table \"$device\": the \"${level.tableKey}\" thermal table lists " +
+            "${hot.keys.sortedWith(CODE_POINT_ORDER)}, the cool table ${subnets.keys.sortedWith(CODE_POINT_ORDER)}; " +
+            "a thermal table must time the same sub-networks"
+    }
+}
 
 /** What the policy reads from `manifest.json`: the gates, the precision, the sub-networks and the latency tables. */
 data class SubnetCatalog(
@@ -63,23 +83,41 @@ data class SubnetCatalog(
             )
         }
 
-        /** `manifest.latency`: device name -> table. */
+        /**
+         * `manifest.latency`: device name -> table, with its thermal tables (keyed by Android's status names,
+         * `light` .. `shutdown`). A thermal table that does not time exactly the cool table's sub-networks is refused.
+         */
         fun latencyTables(tables: JsonObject?, source: String = "manifest.json"): Map<String, LatencyTable> =
             tables?.members.orEmpty().mapValues { (device, v) ->
                 val where = "$source: latency[\"$device\"]"
                 val table = v.asObject(where)
+                val thermal = table.optional("thermal")?.asObject("$where.thermal")?.members.orEmpty()
+                    .map { (key, hot) ->
+                        val at = "$where.thermal.$key"
+                        val level = Thermal.fromTableKey(key) ?: throw JsonException(
+                            "$at: unknown thermal status \"$key\"; one of ${Thermal.hotter.map { it.tableKey }}",
+                        )
+                        level to entries(hot.asObject(at).required("subnets", at).asObject("$at.subnets"), at)
+                    }
+                    .sortedBy { it.first }
+                    .toMap()
                 LatencyTable(
                     backend = table.required("backend", where).asString("$where.backend"),
                     measuredAt = table.optional("measured_at")?.asString("$where.measured_at"),
-                    subnets = table.required("subnets", where).asObject("$where.subnets").members.mapValues { (g, e) ->
-                        val at = "$where.subnets.$g"
-                        val entry = e.asObject(at)
-                        LatencyEntry(
-                            medianMs = entry.required("median_ms", at).asDouble("$at.median_ms"),
-                            p90Ms = entry.optional("p90_ms")?.asDouble("$at.p90_ms"),
-                            minMs = entry.optional("min_ms")?.asDouble("$at.min_ms"),
-                        )
-                    },
+                    subnets = entries(table.required("subnets", where).asObject("$where.subnets"), where),
+                    thermal = thermal,
+                ).also { parsed -> parsed.thermalProblem(device)?.let { throw JsonException("$source: $it") } }
+            }
+
+        /** A table's `subnets`: gates -> entry; [where] is the table's place for errors. */
+        private fun entries(subnets: JsonObject, where: String): Map<String, LatencyEntry> =
+            subnets.members.mapValues { (g, e) ->
+                val at = "$where.subnets.$g"
+                val entry = e.asObject(at)
+                LatencyEntry(
+                    medianMs = entry.required("median_ms", at).asDouble("$at.median_ms"),
+                    p90Ms = entry.optional("p90_ms")?.asDouble("$at.p90_ms"),
+                    minMs = entry.optional("min_ms")?.asDouble("$at.min_ms"),
                 )
             }
     }
@@ -111,9 +149,13 @@ sealed class LatencySource(val kind: String) {
 /** A bundle the policy cannot choose from (no usable latency or accuracy); the message says what to run. */
 class SubnetTableException(message: String) : IllegalArgumentException(message)
 
+/** Rules 2 and 5 on the latency measured at thermal [level] (never [Thermal.NONE]): its own front, same candidates. */
+data class ThermalTable(val level: Thermal, val front: List<SubNetwork>, val candidates: List<SubNetwork>)
+
 /**
  * The Pareto front the policy chooses from, cheapest first, and every candidate (docs/policy.md, section 2).
- * The front is strictly increasing in latency and in accuracy.
+ * The front is strictly increasing in latency and in accuracy. [thermal] holds the fronts of the latency measured
+ * hotter, by ascending level (empty without thermal tables).
  */
 data class SubnetTable(
     val front: List<SubNetwork>,
@@ -121,9 +163,10 @@ data class SubnetTable(
     val source: LatencySource,
     val accuracyKey: String,
     val device: String?,
+    val thermal: List<ThermalTable> = emptyList(),
 ) {
     companion object {
-        /** Rules 1-4 of docs/policy.md, section 2, for [device] (null: no device name, use the newest table). */
+        /** Rules 1-5 of docs/policy.md, section 2, for [device] (null: no device name, use the newest table). */
         fun build(catalog: SubnetCatalog, config: PolicyConfig, device: String?): SubnetTable {
             val (latency, source) = selectLatency(catalog, config, device)
             val listed = catalog.subnets.filter { it.gates in latency }
@@ -134,15 +177,19 @@ data class SubnetTable(
                 )
             }
             val key = accuracyKey(catalog, listed, config)
-            val rows = listed.sortedBy { it.gates }.map { s ->
+            fun rows(measured: Map<String, Double>) = listed.sortedBy { it.gates }.map { s ->
                 require(s.gates.length == catalog.numStages && s.gates.all { it == 'T' || it == 'F' }) {
                     "gates \"${s.gates}\": need ${catalog.numStages} letters T/F"
                 }
-                val ms = latency.getValue(s.gates)
+                val ms = measured.getValue(s.gates)
                 if (!(ms >= 0.0)) throw SubnetTableException("sub-network ${s.gates}: latency $ms ms is not >= 0")
                 SubNetwork(s.gates, s.name, ms, s.accuracy.getValue(key), s.flops)
             }
-            return SubnetTable(paretoFront(rows), rows, source, key, device)
+            val candidates = rows(latency)
+            val thermal = selectThermalLatency(catalog, config, source).map { (level, hot) ->
+                rows(hot).let { ThermalTable(level, paretoFront(it), it) }
+            }
+            return SubnetTable(paretoFront(candidates), candidates, source, key, device, thermal)
         }
 
         private fun selectLatency(
@@ -166,9 +213,25 @@ data class SubnetTable(
                         LatencySource.FlopsEstimate
                 }
             }
-            return monotoneLatency(tables.getValue(name).subnets.mapValues { (_, entry) -> entry.value(statistic) }) to
-                source
+            return statistic(tables.getValue(name).subnets, statistic) to source
         }
+
+        /** Rule 3: level -> gates -> latency of the chosen table's thermal tables, by ascending level. */
+        private fun selectThermalLatency(
+            catalog: SubnetCatalog,
+            config: PolicyConfig,
+            source: LatencySource,
+        ): List<Pair<Thermal, Map<String, Double>>> {
+            val name = source.tableName ?: return emptyList()
+            val table = catalog.latency.getValue(name)
+            table.thermalProblem(name)?.let { throw SubnetTableException(it) }
+            return table.thermal.entries.sortedBy { it.key }
+                .map { (level, entries) -> level to statistic(entries, config.latency.statistic) }
+        }
+
+        /** Rules 2 and 2b on one table's entries. */
+        private fun statistic(entries: Map<String, LatencyEntry>, statistic: LatencyStatistic): Map<String, Double> =
+            monotoneLatency(entries.mapValues { (_, entry) -> entry.value(statistic) })
 
         /**
          * Rule 2b: skipping more stages never costs more, so each sub-network's latency is capped by that of every

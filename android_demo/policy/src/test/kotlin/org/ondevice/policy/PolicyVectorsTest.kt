@@ -18,8 +18,9 @@ import org.ondevice.json.asString
 import org.ondevice.json.optional
 
 /**
- * Every vector of `tests/policy_vectors.json` (written by the Python policy): the table and its variants, the
- * Android normalization rows and every step of every case, compared exactly (numbers bit for bit).
+ * Every vector of `tests/policy_vectors.json` (written by the Python policy): the table (with its per-level thermal
+ * fronts) and its variants, the Android normalization rows, every step of every case, and the `thermal` section's
+ * table and cases, compared exactly (numbers bit for bit).
  *
  * The file is found through the system property `ondevice.vectors`, the environment variable `ONDEVICE_VECTORS`,
  * or by walking up from the working directory to the repository's `tests/policy_vectors.json`.
@@ -72,10 +73,31 @@ class PolicyVectorsTest {
     fun cases(): List<DynamicTest> {
         val device = vectors.field("table").asObject("table").optional("device")?.asString("device")
         val policy = Policy.create(config, SubnetCatalog.fromJson(manifest, "vectors manifest"), device)
-        return vectors.field("cases").asArray("cases").map {
-            val case = it.asObject("case")
+        return caseTests("case", vectors.field("cases"), policy)
+    }
+
+    /**
+     * The `thermal` section: the same manifest with latency tables that hold thermal tables, its own policy.json,
+     * the table they give (a front per measured level) and its cases. Null in a file without one: no tests.
+     */
+    @TestFactory
+    fun thermal(): List<DynamicTest> {
+        val section = vectors.optional("thermal")?.asObject("thermal") ?: return emptyList()
+        val thermalConfig = PolicyConfig.fromJson(section.field("policy"), "policy_vectors.json thermal.policy")
+        val variant = JsonObject(manifest.members + ("latency" to section.field("latency")))
+        val expect = section.field("table").asObject("thermal.table")
+        val device = expect.optional("device")?.asString("thermal.table.device")
+        val policy = Policy.create(thermalConfig, SubnetCatalog.fromJson(variant, "vectors thermal manifest"), device)
+        val table = dynamicTest("thermal table for $device") { assertTable(expect, variant, device, thermalConfig) }
+        return listOf(table) + caseTests("thermal case", section.field("cases"), policy)
+    }
+
+    /** One dynamic test per case of [cases], named "[kind]: name", replaying its steps through one session. */
+    private fun caseTests(kind: String, cases: JsonValue, policy: Policy): List<DynamicTest> =
+        cases.asArray(kind).map {
+            val case = it.asObject(kind)
             val name = case.field("name").asString("name")
-            dynamicTest("case: $name") {
+            dynamicTest("$kind: $name") {
                 val session = PolicySession(policy)
                 case.field("steps").asArray("steps").forEachIndexed { i, s ->
                     val step = s.asObject("step")
@@ -83,25 +105,40 @@ class PolicyVectorsTest {
                         stateFromJson(step.field("state").asObject("state")),
                         step.field("t_s").asDouble("t_s"),
                     )
-                    assertDecision(step.field("expect").asObject("expect"), decision, "case '$name' step $i")
+                    assertDecision(step.field("expect").asObject("expect"), decision, "$kind '$name' step $i")
                 }
             }
         }
-    }
 
-    private fun assertTable(expect: JsonObject, manifest: JsonObject, device: String?) {
+    private fun assertTable(
+        expect: JsonObject,
+        manifest: JsonObject,
+        device: String?,
+        config: PolicyConfig = this.config,
+    ) {
         val table = SubnetTable.build(SubnetCatalog.fromJson(manifest, "vectors manifest"), config, device)
         val source = expect.field("source").asObject("source")
         assertEquals(source.field("kind").asString("kind"), table.source.kind)
         assertEquals(source.optional("device")?.asString("device"), table.source.tableName)
         assertEquals(expect.field("accuracy_key").asString("accuracy_key"), table.accuracyKey)
-        val candidates = expect.field("candidates").asArray("candidates").map { it.asObject("candidate") }
-        assertEquals(candidates.map { it.field("gates").asString("gates") }, table.candidates.map { it.gates })
-        for ((row, got) in candidates.zip(table.candidates)) {
-            assertBits(row.field("latency_ms").asDouble("latency_ms"), got.latencyMs, "${got.gates} latency_ms")
-            assertBits(row.field("accuracy").asDouble("accuracy"), got.accuracy, "${got.gates} accuracy")
+        assertFront(expect, table.front, table.candidates, "table")
+        val thermal = expect.field("thermal").asArray("thermal").map { it.asObject("thermal") }
+        assertEquals(thermal.map { it.field("level").asInt("level") }, table.thermal.map { it.level.ordinal }, "levels")
+        for ((hot, got) in thermal.zip(table.thermal)) {
+            assertFront(hot, got.front, got.candidates, "table at ${got.level}")
         }
-        assertEquals(expect.field("front").asArray("front").map { it.asString("front") }, table.front.map { it.gates })
+    }
+
+    /** [expect]'s `candidates` (gates, latency and accuracy bit for bit) and `front` (gates, cheapest first). */
+    private fun assertFront(expect: JsonObject, front: List<SubNetwork>, candidates: List<SubNetwork>, what: String) {
+        val rows = expect.field("candidates").asArray("candidates").map { it.asObject("candidate") }
+        assertEquals(rows.map { it.field("gates").asString("gates") }, candidates.map { it.gates }, "$what candidates")
+        for ((row, got) in rows.zip(candidates)) {
+            assertBits(row.field("latency_ms").asDouble("latency_ms"), got.latencyMs, "$what: ${got.gates} latency_ms")
+            assertBits(row.field("accuracy").asDouble("accuracy"), got.accuracy, "$what: ${got.gates} accuracy")
+        }
+        val gates = expect.field("front").asArray("front").map { it.asString("front") }
+        assertEquals(gates, front.map { it.gates }, "$what front")
     }
 
     private fun assertDecision(expect: JsonObject, d: Decision, where: String) {
@@ -112,6 +149,7 @@ class PolicyVectorsTest {
         assertEquals(expect.field("switched").asBoolean("switched"), d.switched, "$where: switched")
         assertEquals(expect.field("held").asBoolean("held"), d.held, "$where: held")
         assertEquals(expect.field("level").asInt("level"), d.level.ordinal, "$where: level")
+        assertEquals(expect.field("table_level").asInt("table_level"), d.tableLevel.ordinal, "$where: table_level")
         val numbers = mapOf(
             "battery" to d.battery,
             "energy" to d.energy,

@@ -3,11 +3,13 @@ package org.ondevice.tools
 import java.io.File
 import kotlin.system.exitProcess
 import org.ondevice.bundle.Bundle
+import org.ondevice.bundle.LatencyByThermal
 import org.ondevice.bundle.ImageNormalizer
 import org.ondevice.bundle.LatencyPower
 import org.ondevice.bundle.LatencyReport
 import org.ondevice.bundle.LatencyStats
 import org.ondevice.bundle.Manifest
+import org.ondevice.bundle.TimedRound
 import org.ondevice.bundle.toJsonText
 import org.ondevice.json.JsonArray
 import org.ondevice.json.JsonBoolean
@@ -24,6 +26,7 @@ import org.ondevice.json.asString
 import org.ondevice.json.jsonObject
 import org.ondevice.policy.PolicySession
 import org.ondevice.policy.PolicyVectorsTest
+import org.ondevice.policy.Thermal
 import org.ondevice.power.PowerResult
 import org.ondevice.power.PowerSample
 import org.ondevice.power.estimatePower
@@ -38,14 +41,20 @@ import org.ondevice.power.estimatePower
  *                                                "busy"}, each reading [time_ms, current_ua, voltage_mv, energy_nwh],
  *                                                null for unknown) -> the latency file the benchmark writes; a refused
  *                                                power measurement prints its reason and writes no power
+ *     rounds OUT_JSON DEVICE MODEL ROUNDS_JSON   timed rounds, each {"status": Android thermal status or null,
+ *                                                "samples": {gates: ms}} -> the latency file with the cool table
+ *                                                and the thermal tables (LatencyByThermal); prints its note
  */
 fun main(args: Array<String>) {
     when (args.firstOrNull()) {
         "decide" -> decide(File(args[1]), File(args[2]), args[3].takeUnless { it == "-" })
         "normalize" -> normalize(File(args[1]), File(args[2]), args[3].toInt(), args[4].toInt())
         "latency" -> latency(File(args[1]), args[2], args[3], File(args[4]), args.getOrNull(5)?.let(::File))
+        "rounds" -> rounds(File(args[1]), args[2], args[3], File(args[4]))
         else -> {
-            System.err.println("usage: decide BUNDLE CASES DEVICE|- | normalize MANIFEST PIXELS W H | latency OUT ...")
+            System.err.println(
+                "usage: decide BUNDLE CASES DEVICE|- | normalize MANIFEST PIXELS W H | latency|rounds OUT ...",
+            )
             exitProcess(2)
         }
     }
@@ -114,4 +123,31 @@ private fun latency(out: File, device: String, model: String, samplesFile: File,
         power = power,
     )
     out.writeText(report.toJsonText())
+}
+
+private fun rounds(out: File, device: String, model: String, roundsFile: File) {
+    val rounds = read(roundsFile).asArray("rounds").mapIndexed { i, r ->
+        val round = r.asObject("rounds[$i]")
+        val status = round["status"]?.takeUnless { it == JsonNull }?.asInt("rounds[$i].status")
+        TimedRound(
+            status = status?.let(Thermal::fromStatus),
+            samplesMs = round["samples"]!!.asObject("rounds[$i].samples").members
+                .mapValues { (g, v) -> v.asDouble("rounds[$i].samples.$g") },
+        )
+    }
+    val tables = LatencyByThermal.of(rounds)
+    val report = LatencyReport(
+        device = device,
+        model = model,
+        backend = "xnnpack",
+        threads = 4,
+        runs = tables.runs,
+        warmup = 0,
+        measuredAt = "2025-01-01T00:00:00Z",
+        app = "parity-tool",
+        subnets = tables.subnets,
+        thermal = tables.thermal,
+    )
+    out.writeText(report.toJsonText())
+    println(tables.note)
 }
