@@ -9,6 +9,8 @@ Layouts, all one .pte each:
                    folded with each norm, stored twice (share_weights=False, the default)
   gated_share_skip the same, convs stored once, a per-channel affine in the skip branches (share_weights="skip")
   gated_share_run  the same, convs stored once, the affine in the run branches (share_weights="run")
+  gated_context_copies  (models with entry norms per previous gate) each entry conv folded with each context's
+                   statistics, stored once per context (share_contexts=False; the default shares them)
   static         one program per sub-network, no cond (the baseline of "gate overhead"; 2^S files)
   multimethod    one method per sub-network in one file
   chained        per-stage methods (stage<i>_skip / stage<i>_run) that the host calls one after another
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
         for branch in ("skip", "run")
         if any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     }
+    if has_entry_contexts(model):  # the layout before entry convs were shared: one folded copy per context
+        shares["gated_context_copies"] = timed(
+            "gated_context_copies", export_executorch, model, tmp / "gated_context_copies.pte", share_contexts=False
+        )
     statics = {
         str(g): timed(f"static_{g}", export_static_executorch, model, g, tmp / f"static_{g}.pte") for g in settings
     }

@@ -60,7 +60,7 @@ def export_chained_executorch(
     """Methods ``stage<i>_skip``/``stage<i>_run`` that the host chains: how the gated program compares with that."""
     with eval_mode(model):
         n = model.num_stages
-        segments, _ = _segments(model, _share_mode(share_weights))
+        segments, _, _ = _segments(model, _share_mode(share_weights), share_contexts=True)
         programs = {
             segment_name(i, key): torch.export.export(m, (segments.examples[i],), strict=True)
             for i, key, m in segments.items()

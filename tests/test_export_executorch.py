@@ -177,7 +177,7 @@ def test_covering_gates_cover_every_branch_for_deep_models():
 def test_activations_cross_stage_boundaries_channels_last():
     """Between the stages of a conv network the activations cross channels-last, XNNPACK's layout (no transpose
     each way at every delegate boundary), with the same values; the image and the logits keep their layout."""
-    segments, _ = _segments(tiny_model(), None)
+    segments, _, _ = _segments(tiny_model(), None, share_contexts=False)
     nhwc = _channels_last_boundaries(segments)
     assert nhwc.examples[0] is segments.examples[0]
     assert all(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for x in nhwc.examples[1:])

@@ -244,6 +244,8 @@ def test_gated_executorch_program_follows_the_previous_gate(tmp_path):
     model = contextual_tiny_model()
     entry = export_executorch(model, tmp_path / "model.pte")
     assert entry["parity_max_abs_diff"] <= PARITY_ATOL
+    contexts = sum(isinstance(m, ContextBatchNorm2d) for m in model.modules())
+    assert entry["entry_norms_shared"] == contexts == 6  # each entry conv stored once, not once per context
     forward = Runtime.get().load_program(tmp_path / "model.pte").load_method("forward")
     pooled = copy.deepcopy(model)  # the same network without contexts: what a program that ignored them computes
     for m in pooled.modules():
@@ -255,6 +257,23 @@ def test_gated_executorch_program_follows_the_previous_gate(tmp_path):
         with torch.no_grad():
             assert (got - model(x, gates)).abs().max() <= PARITY_ATOL, gates
             assert (got - pooled(x, gates)).abs().max() > 100 * PARITY_ATOL, gates
+
+
+def test_shared_entry_contexts_compute_each_context_from_the_after_run_one():
+    """The export's rewrite: after-skip statistics as the after-run ones plus a per-channel affine, the same numbers
+    for every sub-network; a context whose ratio would lose precision keeps its own statistics."""
+    from ondevice.export.executorch import share_entry_contexts
+
+    model = contextual_tiny_model()
+    extreme = next(m for m in model.modules() if isinstance(m, ContextBatchNorm2d))
+    with torch.no_grad():
+        extreme.running_var_after_skip[0] = 1e-6  # scale ratio ~ sqrt(var_run / 1e-6) > 64
+    shared, rewritten, kept = share_entry_contexts(model)
+    assert (rewritten, kept) == (5, 1)
+    x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        for gates in all_gates(3):
+            torch.testing.assert_close(shared(x, gates), model(x, gates), rtol=1e-6, atol=1e-5, msg=str(gates))
 
 
 def test_a_checkpoint_without_exact_statistics_converts_by_command(tmp_path, capsys):

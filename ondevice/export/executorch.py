@@ -8,8 +8,9 @@ look inside cond branches, so a plain cond would run them on the slow portable k
     run branch i:  stage i's mandatory blocks with their main norms, then its skippable blocks
 
 A model whose entry norms follow the previous stage's gate (``norm_stats.enable_entry_contexts``) has
-two of each for stages 1..S-1, picked by a second cond on ``gates[i-1]``; they differ only in the
-entry convs, folded with each context's statistics, so every other weight is stored once.
+two of each for stages 1..S-1, picked by a second cond on ``gates[i-1]``. By default
+(``share_contexts``) the after-skip entry norms are computed as the after-run ones plus a per-channel
+affine, so the entry convs fold identically in both and every weight of a stage is stored once.
 The stem is lowered into both branches of stage 0 and the head into both branches of stage S-1,
 so a call runs S delegates, not S + 2. XNNPACK stores constants by content hash, so weights that
 are byte-identical in two branches are stored once. But XNNPACK folds each BatchNorm into its conv,
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..atomic import atomic_path
@@ -54,6 +56,7 @@ __all__ = [
     "export_executorch",
     "export_static_executorch",
     "program_ops",
+    "share_entry_contexts",
     "share_skip_norms",
 ]
 
@@ -71,25 +74,83 @@ QuantizeSegments = Callable[[Segments], Segments]
 # Segments: the pieces that are lowered to XNNPACK one by one.
 
 
+def _channel_affine(ratio: Tensor, shift: Tensor) -> nn.Conv2d:
+    """``r x + c`` per channel as a depthwise 1x1 conv, which XNNPACK runs inside the delegate."""
+    channels = ratio.numel()
+    affine = nn.Conv2d(channels, channels, kernel_size=1, groups=channels)
+    with torch.no_grad():
+        affine.weight.copy_(ratio.reshape(-1, 1, 1, 1))
+        affine.bias.copy_(shift)
+    return affine
+
+
 class _NormThenAffine(nn.Module):
     """``target(x)`` computed as ``affine(first(x))``, so the conv before it folds with ``first``."""
 
     def __init__(self, first: nn.BatchNorm2d, ratio: Tensor, shift: Tensor) -> None:
         super().__init__()
         self.first = first
-        channels = ratio.numel()
-        self.affine = nn.Conv2d(channels, channels, kernel_size=1, groups=channels)  # per channel: r x + c
-        with torch.no_grad():
-            self.affine.weight.copy_(ratio.reshape(-1, 1, 1, 1))
-            self.affine.bias.copy_(shift)
+        self.affine = _channel_affine(ratio, shift)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.affine(self.first(x))
 
 
-def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
-    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-    return scale, bn.bias.detach().double() - bn.running_mean.double() * scale
+def _bn_scale_shift(bn: nn.BatchNorm2d, mean: Tensor | None = None, var: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Per-channel (scale, shift) of ``bn`` in eval mode, with its running statistics or ``mean``/``var``."""
+    mean = bn.running_mean if mean is None else mean
+    var = bn.running_var if var is None else var
+    scale = bn.weight.detach().double() / torch.sqrt(var.double() + bn.eps)
+    return scale, bn.bias.detach().double() - mean.double() * scale
+
+
+def _ratio_and_shift(first: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor] | None:
+    """(r, c) with ``target = r * first + c`` per channel, or None where that loses precision (a zero scale or
+    |r| > _MAX_NORM_RATIO)."""
+    (scale_first, shift_first), (scale_target, shift_target) = first, target
+    safe = torch.where(scale_first == 0, torch.ones_like(scale_first), scale_first)
+    ratio = scale_target / safe
+    if bool((scale_first.abs() < 1e-12).any()) or float(ratio.abs().max()) > _MAX_NORM_RATIO:
+        return None
+    return ratio.float(), (shift_target - shift_first * ratio).float()
+
+
+class _ContextThenAffine(ContextBatchNorm2d):
+    """An entry norm whose after-skip statistics are computed as its after-run ones, then a per-channel affine:
+    the conv before it folds with the after-run statistics in both contexts, so it is stored once."""
+
+    def __init__(self, norm: ContextBatchNorm2d, ratio: Tensor, shift: Tensor) -> None:
+        super().__init__(norm.num_features, eps=norm.eps, momentum=norm.momentum)
+        self.load_state_dict(norm.state_dict())
+        self.affine = _channel_affine(ratio, shift)
+        self.eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training or not self.previous:
+            return super().forward(x)
+        mean, var = self.running_mean_after_run, self.running_var_after_run
+        return self.affine(F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps))
+
+
+def share_entry_contexts(model: AdnModel) -> tuple[AdnModel, int, int]:
+    """A copy whose entry norms compute the after-skip context from the after-run one plus a per-channel affine,
+    so the entry convs of a stage's segments fold with the same statistics and are stored once. Returns (copy,
+    norms rewritten, norms kept: an extreme ratio keeps its own statistics and its conv is stored per context)."""
+    shared = copy.deepcopy(model).eval()
+    rewritten = kept = 0
+    for module in list(shared.modules()):
+        for name, norm in list(module.named_children()):
+            if not isinstance(norm, ContextBatchNorm2d) or isinstance(norm, _ContextThenAffine):
+                continue
+            after_run = _bn_scale_shift(norm, norm.running_mean_after_run, norm.running_var_after_run)
+            after_skip = _bn_scale_shift(norm, norm.running_mean_after_skip, norm.running_var_after_skip)
+            affine = _ratio_and_shift(after_run, after_skip)
+            if affine is None:
+                kept += 1
+                continue
+            setattr(module, name, _ContextThenAffine(norm, *affine))
+            rewritten += 1
+    return shared, rewritten, kept
 
 
 SHARE_BRANCHES = ("run", "skip")
@@ -120,15 +181,11 @@ def share_skip_norms(model: AdnModel, branch: str = "run") -> tuple[AdnModel, in
                 kept += 1
                 continue
             first, target, attr = (skip, main, name[: -len("_skip")]) if branch == "run" else (main, skip, name)
-            scale_first, shift_first = _bn_scale_shift(first)
-            scale_target, shift_target = _bn_scale_shift(target)
-            safe = torch.where(scale_first == 0, torch.ones_like(scale_first), scale_first)
-            ratio = scale_target / safe
-            if bool((scale_first.abs() < 1e-12).any()) or float(ratio.abs().max()) > _MAX_NORM_RATIO:
+            affine = _ratio_and_shift(_bn_scale_shift(first), _bn_scale_shift(target))
+            if affine is None:
                 kept += 1
                 continue
-            shift = shift_target - shift_first * ratio
-            setattr(module, attr, _NormThenAffine(first, ratio.float(), shift.float()))
+            setattr(module, attr, _NormThenAffine(first, *affine))
             rewritten += 1
     return shared, rewritten, kept
 
@@ -348,15 +405,19 @@ class _Gated(nn.Module):
         return x
 
 
-def _segments(model: AdnModel, share_weights: str | None) -> tuple[Segments, int]:
-    """The model's segments, norms rewritten per ``share_weights``; returns them and how many norm pairs share."""
+def _segments(model: AdnModel, share_weights: str | None, share_contexts: bool) -> tuple[Segments, int, int]:
+    """The model's segments, norms rewritten per ``share_weights`` and ``share_contexts``; returns them, how many
+    norm pairs share and how many entry norms share their contexts' conv."""
+    contexts_shared = 0
+    if share_contexts:
+        model, contexts_shared, _ = share_entry_contexts(model)
     skip_model = run_model = model
     shared = 0
     if share_weights == "run":
         run_model, shared, _ = share_skip_norms(model, "run")
     elif share_weights == "skip":
         skip_model, shared, _ = share_skip_norms(model, "skip")
-    return model_segments(run_model, skip_model=skip_model), shared
+    return model_segments(run_model, skip_model=skip_model), shared, contexts_shared
 
 
 def _share_mode(share_weights: bool | str | None) -> str | None:
@@ -447,6 +508,7 @@ def export_executorch(
     *,
     quantize: QuantizeSegments | None = None,
     share_weights: bool | str = False,
+    share_contexts: bool = True,
     atol: float = PARITY_ATOL,
     rtol: float = 0.0,
 ) -> dict[str, Any]:
@@ -460,6 +522,9 @@ def export_executorch(
         share_weights: False (default, fastest): mandatory convs folded with each norm, stored twice.
             "skip" (or True): stored once, the skip branches pay a per-channel affine per rewritten norm;
             "run": stored once, the run branches pay it (slow at larger inputs, see docs/export.md).
+        share_contexts: entry norms that follow the previous gate compute their after-skip statistics as the
+            after-run ones plus a per-channel affine, so each entry conv is stored once, not once per context
+            (True, the default; False folds each context into its own copy of the conv).
         atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
             gate settings (rtol for quantized programs).
 
@@ -471,7 +536,7 @@ def export_executorch(
     with eval_mode(model):
         n = model.num_stages
         mode = _share_mode(share_weights)
-        segments, norms_shared = _segments(model, mode)
+        segments, norms_shared, contexts_shared = _segments(model, mode, share_contexts)
         # Quantized segments keep NCHW boundaries: the program traces a quantized segment's channels-last output
         # as contiguous while XNNPACK writes it NHWC, and the runtime rejects the shape (ExecuTorch 1.5).
         segments = _channels_last_boundaries(segments) if quantize is None else quantize(segments)
@@ -508,6 +573,7 @@ def export_executorch(
         "layout": "torch.cond per stage over pre-lowered XNNPACK branches",
         "shared_weights": mode or "none",
         "norm_pairs_shared": norms_shared,
+        "entry_norms_shared": contexts_shared,
         "non_delegated_ops": ops["non_delegated_ops"],
         "parity_max_abs_diff": worst,
     }
