@@ -196,7 +196,7 @@ def test_cli_decide_reports_a_bad_policy_json(tmp_path, capsys):
     assert "policy_version 9" in capsys.readouterr().err
 
 
-def test_the_critical_goal_is_not_applicable_when_the_super_net_stays_out_of_critical():
+def test_goals_that_cannot_apply_to_a_session_say_n_a():
     from ondevice.policy.simulate import check_goals
 
     def strategy(critical_s: float) -> dict:
@@ -216,6 +216,12 @@ def test_the_critical_goal_is_not_applicable_when_the_super_net_stays_out_of_cri
     hot = {**cool, "super-net": strategy(30.0)}
     assert check_goals(hot)["met"][key] is True
     assert check_goals({**hot, "policy": strategy(5.0)})["met"][key] is False
+    # "fewer misses than the super-net" only where the super-net misses any (the demo's cool session: none)
+    fewer = "fewer_misses_where_super_net_misses"
+    assert check_goals(cool)["met"][fewer] is None
+    missing = {**cool, "super-net": {**strategy(0.0), "deadline_misses": 3}}
+    assert check_goals(missing)["met"][fewer] is True
+    assert check_goals({**missing, "policy": {**strategy(0.0), "deadline_misses": 3}})["met"][fewer] is False
 
 
 def test_a_profiled_table_with_median_intervals_is_simulated_like_one_without():

@@ -445,7 +445,10 @@ def check_goals(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     goals["met"] = {
         "energy_30pct_less": saving >= 0.30,
         "accuracy_within_1_point": drop <= 1.0,
-        "fewer_misses_than_super_net": pol["deadline_misses"] < sup["deadline_misses"],
+        # Tested only when the super-net misses deadlines: nothing misses fewer than none; None (n/a) otherwise.
+        "fewer_misses_where_super_net_misses": (
+            pol["deadline_misses"] < sup["deadline_misses"] if sup["deadline_misses"] > 0 else None
+        ),
         # The base-net is the cheapest choice at every moment, so no policy can miss fewer deadlines than it on
         # the same trace; the reachable target is to miss no more.
         "no_more_misses_than_base_net": pol["deadline_misses"] <= base["deadline_misses"],
