@@ -10,14 +10,14 @@ Rules the apps re-implement (docs/policy.md, "The sub-network table"):
 2b. Monotone latency: skipping more stages never costs more, so a sub-network's latency is the smallest of
    its own and those of every listed sub-network that skips a subset of its stages (runs at least its
    stages). One burst of noise on a cheap sub-network cannot then push it above a costlier one.
-3. Accuracy column: ``accuracy.precision`` from policy.json; if null, the bundle's precision
+3. Thermal tables: the chosen table's ``thermal`` entries (latency measured at a hotter status, keyed by its
+   Android name) go through rules 2 and 2b as well, and each gives its own front (rule 5) over the same
+   candidates; each must list exactly the sub-networks of the cool table.
+4. Accuracy column: ``accuracy.precision`` from policy.json; if null, the bundle's precision
    (``manifest.precision.name``) when every listed sub-network has it, else ``fp32`` when every one has it.
-4. Front: sort by (latency ascending, accuracy descending, gates string ascending) and keep each sub-network
+5. Front: sort by (latency ascending, accuracy descending, gates string ascending) and keep each sub-network
    whose accuracy is strictly higher than every one before it. The front is then strictly increasing in
    both latency and accuracy: "most accurate that fits" is "the last one that fits".
-5. Thermal tables: the chosen table's ``thermal`` entries (latency measured at a hotter status, keyed by its
-   Android name) go through rules 2-4 as well, each giving its own front over the same candidates; each must
-   list exactly the sub-networks of the cool table.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class LatencySource:
 
 @dataclass(frozen=True)
 class ThermalTable:
-    """Rules 2-4 on latency measured at thermal level ``level`` (>= 1): its own front over the same candidates."""
+    """Rule 3: latency measured at thermal level ``level`` (>= 1) and its own front over the same candidates."""
 
     level: int
     front: tuple[SubNetwork, ...]
@@ -128,7 +128,7 @@ def _statistic(entries: Mapping[str, Any], statistic: str) -> dict[str, float]:
 def select_thermal_latency(
     manifest: Mapping[str, Any], device: str | None, config: PolicyConfig
 ) -> dict[int, dict[str, float]]:
-    """Rule 5: thermal level -> gates -> latency of the chosen table's thermal entries (empty without them)."""
+    """Rule 3: thermal level -> gates -> latency of the chosen table's thermal entries (empty without them)."""
     name, _ = _chosen_table(manifest, device)
     if name is None:
         return {}
@@ -194,7 +194,7 @@ def _accuracy_key(manifest: Mapping[str, Any], subnets: list[Mapping[str, Any]],
 def _front(
     listed: list[Mapping[str, Any]], latency: Mapping[str, float], key: str, num_stages: int
 ) -> tuple[tuple[SubNetwork, ...], tuple[SubNetwork, ...]]:
-    """Rule 4: (front, candidates) of the listed sub-networks at these latencies."""
+    """Rule 5: (front, candidates) of the listed sub-networks at these latencies."""
     rows = []
     for s in sorted(listed, key=lambda s: s["gates"]):
         Gates.parse(s["gates"], num_stages)
