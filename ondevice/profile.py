@@ -265,19 +265,26 @@ def format_latency_table(manifest: dict[str, Any], device: str) -> str:
 
 
 def plot_latency(manifest: dict[str, Any], path: str | Path) -> Path:
-    """Accuracy vs median latency of every sub-network, one series per device."""
+    """Accuracy vs median latency of every sub-network, one series per device and per thermal table."""
     from .plots import plt
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     accuracy = {s["gates"]: next(iter(s["accuracy"].values()), None) for s in manifest["subnets"]}
+    markers = ("x", "+", "1", "2", "3", "4")  # one per thermal status, hotter tables beside the cool one
     for i, (device, table) in enumerate(manifest["latency"].items()):
-        points = [(row["median_ms"], accuracy[g], g) for g, row in table["subnets"].items() if accuracy.get(g)]
-        if not points:
-            continue
-        ax.scatter([p[0] for p in points], [100 * p[1] for p in points], color=f"C{i}", label=device[:60])
-        for x, y, g in points:
-            ax.annotate(g, (x, 100 * y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        series = [(device[:60], table["subnets"], "o")] + [
+            (f"{device[:48]} at {status.upper()}", hot["subnets"], markers[THERMAL_TABLE_KEYS.index(status)])
+            for status, hot in (table.get("thermal") or {}).items()
+        ]
+        for label, rows, marker in series:
+            points = [(row["median_ms"], accuracy[g], g) for g, row in rows.items() if accuracy.get(g)]
+            if not points:
+                continue
+            xs, ys = [p[0] for p in points], [100 * p[1] for p in points]
+            ax.scatter(xs, ys, color=f"C{i}", marker=marker, label=label)
+            for x, y, g in points:
+                ax.annotate(g, (x, 100 * y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("median latency per image (ms, batch 1)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"{manifest['model']['name']}: latency vs accuracy per sub-network")
