@@ -87,7 +87,7 @@ class TrainConfig:
     init_from: str | None = None  # exits-isc/imta: the stage-1 checkpoint whose frozen network gets ISC heads
     epochs: int = 6
     batch_size: int = 64
-    lr: float = 0.05
+    lr: float = 0.1  # ADN halves each trained sub-network's gradient (alpha, 1 - alpha): 0.05 left it short (docs)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     seed: int = 0
