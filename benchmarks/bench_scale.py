@@ -3,7 +3,8 @@
     python benchmarks/bench_scale.py --cache runs/bench_scale --out runs/bench_scale.json
     python benchmarks/bench_scale.py --models mobilenet_v2_adn resnet50_adn --share mobilenet_v2_adn --operators
 
-Per model (random weights, random BatchNorm statistics and affines, 3x224x224, 1000 classes), four
+Per model (random weights, random BatchNorm statistics and affines, entry norms with statistics per previous
+gate as a trained checkpoint has them unless --no-entry-contexts, 3x224x224, 1000 classes), four
 sub-networks are timed: the super-net (all F), the base-net (all T) and two mixed (T then F, F then T).
 Programs, all timed in one interleaved loop (every call once per round, rotated order), 1 thread:
   gated              forward(image, gates), the default layout (ondevice.export.executorch)
@@ -121,7 +122,7 @@ def litert_available() -> bool:
 def export_all(model: AdnModel, name: str, cache: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every program of one model (cached): layout or ``static_<gates>`` -> record."""
     gates = timed_gates(model.num_stages)
-    tag = f"{name}_{args.image_size}"
+    tag = f"{name}_{args.image_size}" + ("_contexts" if args.entry_contexts else "")
     atol = args.atol
 
     def cached(label: str, suffix: str, export: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:
@@ -263,6 +264,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--share", nargs="*", default=[], metavar="MODEL", help="models that also get the share_weights='skip' layout"
     )
+    parser.add_argument(
+        "--no-entry-contexts",
+        dest="entry_contexts",
+        action="store_false",
+        help="entry norms without statistics per previous gate (a trained checkpoint has them)",
+    )
     parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8-static program")
     parser.add_argument("--no-litert", dest="litert", action="store_false", help="skip LiteRT")
     parser.add_argument("--calibration", type=int, default=8, help="random calibration images for int8")
@@ -289,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench_scale_"))
     cache.mkdir(parents=True, exist_ok=True)
 
-    models = {name: bench_model(None, name, args.image_size, num_classes=1000, in_chans=3) for name in args.models}
+    models = {name: bench_model(None, name, args.image_size, args.entry_contexts, num_classes=1000, in_chans=3) for name in args.models}
     records = {name: export_all(model, name, cache, args) for name, model in models.items()}
     if args.export_only:
         return {"cache": str(cache), "records": records}
