@@ -5,8 +5,9 @@
     python benchmarks/bench_export.py --checkpoint runs/demo/train/checkpoint.pt --threads 1 --rounds 400
 
 Layouts, all one .pte each:
-  gated            forward(image, gates): cond per stage over pre-lowered XNNPACK branches; mandatory convs
-                   folded with each norm, stored twice (share_weights=False, the default)
+  gated            forward(image, gates): cond per stage over pre-lowered XNNPACK branches, the default
+                   share_weights="auto" (the convs that cost least to share stored once, to 1.10x the weights)
+  gated_share_none the same, every mandatory conv folded with each norm, stored twice (share_weights="none")
   gated_share_skip the same, convs stored once, a per-channel affine in the skip branches (share_weights="skip")
   gated_share_run  the same, convs stored once, the affine in the run branches (share_weights="run")
   gated_context_copies  (models with entry norms per previous gate) each entry conv folded with each context's
@@ -15,7 +16,7 @@ Layouts, all one .pte each:
   multimethod    one method per sub-network in one file
   chained        per-stage methods (stage<i>_skip / stage<i>_run) that the host calls one after another
 Measured: latency per sub-network (median of interleaved rounds, every layout and setting once per round,
-rotated), gate overhead = gated / static, latency(base)/latency(super) vs FLOPs(base)/FLOPs(super), sizes,
+shuffled), gate overhead = gated / static, latency(base)/latency(super) vs FLOPs(base)/FLOPs(super), sizes,
 and the cost of switching gates between calls of the one loaded gated program.
 
 Random weights get random norm parameters and BatchNorm statistics (separately for main and *_skip norms)
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"gated_share_{branch}": timed(
             f"gated_share_{branch}", export_executorch, model, tmp / f"gated_share_{branch}.pte", share_weights=branch
         )
-        for branch in ("skip", "run")
+        for branch in ("none", "skip", "run")
         if any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     }
     if has_entry_contexts(model):  # the layout before entry convs were shared: one folded copy per context
@@ -163,9 +165,10 @@ def main(argv: list[str] | None = None) -> dict:
     samples: dict[tuple[str, str], list[float]] = {(layout, str(g)): [] for layout, g in jobs}
     for layout, g in jobs * 10:  # warm-up
         calls[layout](g)
-    for r in range(args.rounds):
-        k = (r * 7) % len(jobs)
-        for layout, g in jobs[k:] + jobs[:k]:
+    shuffle = random.Random(0).shuffle
+    for _ in range(args.rounds):
+        shuffle(jobs)
+        for layout, g in jobs:
             start = time.perf_counter()
             calls[layout](g)
             samples[(layout, str(g))].append((time.perf_counter() - start) * 1e3)

@@ -1,14 +1,14 @@
 """Phone scale (224x224): gated vs static ExecuTorch programs, LiteRT, fp32 and int8, one run; prints JSON.
 
     python benchmarks/bench_scale.py --cache runs/bench_scale --out runs/bench_scale.json
-    python benchmarks/bench_scale.py --models mobilenet_v2_adn resnet50_adn --share mobilenet_v2_adn --operators
+    python benchmarks/bench_scale.py --models mobilenet_v2_adn resnet50_adn --layouts none skip --operators
 
 Per model (random weights, random BatchNorm statistics and affines, entry norms with statistics per previous
 gate as a trained checkpoint has them unless --no-entry-contexts, 3x224x224, 1000 classes), four
 sub-networks are timed: the super-net (all F), the base-net (all T) and two mixed (T then F, F then T).
-Programs, all timed in one interleaved loop (every call once per round, rotated order), 1 thread:
-  gated              forward(image, gates), the default layout (ondevice.export.executorch)
-  gated_share_skip   the same with share_weights="skip" (--share MODEL)
+Programs, all timed in one interleaved loop (every call once per round, shuffled order), 1 thread:
+  gated              forward(image, gates), the default layout: share_weights="auto" (ondevice.export.executorch)
+  gated_<mode>       the same with share_weights=<mode> (--layouts none skip run)
   static             one program per timed sub-network (no cond, one delegate)
   int8               the gated program with the int8-static recipe (PT2E, XNNPACK quantizer; random calibration)
   litert             one .tflite, one signature per timed sub-network (when the litert extra is installed)
@@ -129,9 +129,9 @@ def export_all(model: AdnModel, name: str, cache: Path, args: argparse.Namespace
         return cached_export(cache, f"{tag}_{label}", suffix, export, cached_only=args.cached_only)
 
     records = {"gated": cached("gated", ".pte", lambda p: export_executorch(model, p, atol=atol))}
-    if name in args.share:
-        records["gated_share_skip"] = cached(
-            "gated_share_skip", ".pte", lambda p: export_executorch(model, p, share_weights="skip", atol=atol)
+    for mode in args.layouts:
+        records[f"gated_{mode}"] = cached(
+            f"gated_{mode}", ".pte", lambda p, mode=mode: export_executorch(model, p, share_weights=mode, atol=atol)
         )
     for g in gates:
         records[f"static_{g}"] = cached(
@@ -262,7 +262,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--cache", default=None, help="folder of exported programs, reused by a rerun")
     parser.add_argument(
-        "--share", nargs="*", default=[], metavar="MODEL", help="models that also get the share_weights='skip' layout"
+        "--layouts",
+        nargs="*",
+        default=[],
+        choices=("none", "skip", "run"),
+        help="more gated layouts (share_weights modes) of every model, beside the default (auto)",
     )
     parser.add_argument(
         "--no-entry-contexts",
@@ -296,7 +300,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench_scale_"))
     cache.mkdir(parents=True, exist_ok=True)
 
-    models = {name: bench_model(None, name, args.image_size, args.entry_contexts, num_classes=1000, in_chans=3) for name in args.models}
+    models = {
+        name: bench_model(None, name, args.image_size, args.entry_contexts, num_classes=1000, in_chans=3)
+        for name in args.models
+    }
     records = {name: export_all(model, name, cache, args) for name, model in models.items()}
     if args.export_only:
         return {"cache": str(cache), "records": records}

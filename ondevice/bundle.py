@@ -180,7 +180,7 @@ def export_bundle(
     data_root: str | None = None,
     quant: str | None = None,
     calibration: int = DEFAULT_CALIBRATION,
-    share_weights: bool | str = False,
+    share_weights: bool | str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export a checkpoint to a bundle directory; returns the manifest written there.
@@ -355,9 +355,10 @@ def add_export_parser(verbs: Any) -> None:
     p.add_argument("--data-root", default=None, help="data directory, when accuracy must be evaluated first")
     p.add_argument(
         "--share-weights",
-        choices=("none", "skip", "run"),
-        default="none",
-        help="executorch: store mandatory convs once (smaller, slower when skipping; docs/export.md)",
+        choices=("auto", "none", "skip", "run"),
+        default="auto",
+        help="executorch: which convs are stored once; auto (default) shares the ones that cost least time until "
+        "the program is within 1.1x the super-net's weights, skip / run all of them, none none (docs/export.md)",
     )
     p.add_argument(
         "--quant",
@@ -384,7 +385,7 @@ def run_export(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         quant=args.quant,
         calibration=args.calibration,
-        share_weights=False if args.share_weights == "none" else args.share_weights,
+        share_weights=args.share_weights,
     )
     for fmt, entry in manifest["formats"].items():
         size = entry.get("size_bytes")

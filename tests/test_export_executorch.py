@@ -12,8 +12,8 @@ from ondevice.export.executorch import (
     export_executorch,
     export_static_executorch,
     program_ops,
-    share_skip_norms,
 )
+from ondevice.export.norm_sharing import plan_norm_sharing, share_skip_norms
 from ondevice.models import Gates, all_gates, build_model, covering_gates, gates_tensor
 
 GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
@@ -42,7 +42,7 @@ def exported(tmp_path_factory):
         calls.append((type(module).__name__, tuple(example.shape)))
         return module
 
-    # The shared-weights variant here; the default (convs stored twice) is exported by test_runtime/test_profile.
+    # Every conv shared here; the default ("auto") is exported below and by test_runtime/test_profile.
     entry = export_executorch(model, out / "model.pte", quantize=lambda s: s.map(record), share_weights="skip")
     static = export_static_executorch(model, "FFF", out / "static_FFF.pte")
     return model, out, entry, static, calls
@@ -120,6 +120,53 @@ def test_mandatory_convs_are_stored_once(exported):
     _, _, entry, static, _ = exported
     assert entry["shared_weights"] == "skip"
     assert entry["norm_pairs_shared"] == 12  # 3 stages x 2 mandatory blocks x 2 norms
+    assert entry["size_bytes"] / static["size_bytes"] <= 1.10
+
+
+def _skip_site(model, name: str) -> tuple[int, int]:
+    """By hand: (bytes of ``conv<k>`` of its block folded with the ``*_skip`` norm ``layer<s>.<b>.bn<k>_skip``;
+    elements it normalizes: out channels x (16 / 2^(s-1))^2 on the 16x16 input)."""
+    block, norm = name.rsplit(".", 1)
+    conv = model.get_submodule(f"{block}.conv{norm[2]}")
+    folded = conv.weight.numel() + conv.out_channels  # weight and the bias the norm folds into it
+    return folded * 4, conv.out_channels * (16 >> (int(name[5]) - 1)) ** 2
+
+
+@pytest.mark.parametrize("budget", [1.0, 1.1, 1.3, 1.5, 2.0])
+def test_auto_sharing_takes_the_most_bytes_per_affine_element_until_the_budget_fits(budget):
+    model = tiny_model()
+    sites = {n: _skip_site(model, n) for n, _ in model.named_modules() if n.endswith("_skip")}
+    affine = {n: 2 * 4 * model.get_submodule(n).num_features for n in sites}  # r and c per channel
+    saved = {n: b - affine[n] for n, (b, _) in sites.items()}
+    plan = plan_norm_sharing(model, budget)
+    allowed = (budget - 1) * plan.super_net_bytes
+    ratio = {n: saved[n] / e for n, (_, e) in sites.items()}
+    extra = sum(b for b, _ in sites.values()) - sum(saved[n] for n in plan.skip_pairs)
+    assert plan.contexts == set() and plan.extra_bytes == extra
+    if plan.skip_pairs:  # the best bytes per element first, and no more than needed
+        assert min(ratio[n] for n in plan.skip_pairs) >= max(
+            (ratio[n] for n in sites if n not in plan.skip_pairs), default=0
+        )
+        assert extra <= allowed < extra + min(saved[n] for n in plan.skip_pairs) or len(plan.skip_pairs) == len(sites)
+    else:
+        assert extra <= allowed
+    assert 0 < len(plan_norm_sharing(model).skip_pairs) < len(sites)  # the case below is a real choice
+
+
+def test_the_default_program_fits_the_size_budget_and_matches_eager(exported, tmp_path):
+    """share_weights="auto": each shared conv is stored once (the bytes saved are the plan's, less the affines),
+    and the program is within 1.10x the static super-net (the plan's 1.09x of the weights, plus delegate headers)."""
+    model, _, _, static, _ = exported
+    entry = export_executorch(model, tmp_path / "auto.pte")
+    plan = plan_norm_sharing(model)
+    assert entry["shared_weights"] == "auto" and entry["parity_max_abs_diff"] <= PARITY_ATOL
+    assert entry["norm_pairs_shared"] == len(plan.skip_pairs)
+    none = export_executorch(model, tmp_path / "none.pte", share_weights="none")
+    saved = sum(_skip_site(model, n)[0] for n in plan.skip_pairs)
+    affines = sum(2 * 4 * model.get_submodule(n).num_features for n in plan.skip_pairs)  # r and c per channel
+    assert none["size_bytes"] - entry["size_bytes"] == pytest.approx(saved - affines, rel=0.02)
+    assert plan.extra_bytes <= 0.09 * plan.super_net_bytes
+    assert none["size_bytes"] / static["size_bytes"] > 1.5
     assert entry["size_bytes"] / static["size_bytes"] <= 1.10
 
 

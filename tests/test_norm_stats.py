@@ -242,7 +242,7 @@ def test_gated_executorch_program_follows_the_previous_gate(tmp_path):
     from ondevice.models import gates_tensor
 
     model = contextual_tiny_model()
-    entry = export_executorch(model, tmp_path / "model.pte")
+    entry = export_executorch(model, tmp_path / "model.pte", share_weights="none")
     assert entry["parity_max_abs_diff"] <= PARITY_ATOL
     contexts = sum(isinstance(m, ContextBatchNorm2d) for m in model.modules())
     assert entry["entry_norms_shared"] == contexts == 6  # each entry conv stored once, not once per context
@@ -262,7 +262,7 @@ def test_gated_executorch_program_follows_the_previous_gate(tmp_path):
 def test_shared_entry_contexts_compute_each_context_from_the_after_run_one():
     """The export's rewrite: after-skip statistics as the after-run ones plus a per-channel affine, the same numbers
     for every sub-network; a context whose ratio would lose precision keeps its own statistics."""
-    from ondevice.export.executorch import share_entry_contexts
+    from ondevice.export.norm_sharing import share_entry_contexts
 
     model = contextual_tiny_model()
     extreme = next(m for m in model.modules() if isinstance(m, ContextBatchNorm2d))
@@ -274,6 +274,36 @@ def test_shared_entry_contexts_compute_each_context_from_the_after_run_one():
     with torch.no_grad():
         for gates in all_gates(3):
             torch.testing.assert_close(shared(x, gates), model(x, gates), rtol=1e-6, atol=1e-5, msg=str(gates))
+
+
+def test_the_sharing_plan_counts_every_folded_copy_of_an_entry_conv():
+    """By hand on resnet20_adn with entry contexts: a conv folds once per (norm, context) it meets. An entry conv
+    with a main and a skip norm, each with two contexts, is stored 4 times; one with a single context norm (the
+    downsample) twice; every other mandatory conv twice (main and skip norm)."""
+    from ondevice.export.norm_sharing import plan_norm_sharing
+
+    model = contextual_tiny_model()
+    total = unshareable = affines = 0
+    for module in model.modules():
+        for attr, norm in module.named_children():
+            if not isinstance(norm, nn.BatchNorm2d) or attr.endswith("_skip"):
+                continue
+            conv = module.get_submodule("0" if attr == "1" else attr.replace("bn", "conv"))
+            folded = (conv.weight.numel() + conv.out_channels) * 4
+            twin = getattr(module, f"{attr}_skip", None)
+            norms = [n for n in (norm, twin) if n is not None]
+            copies = sum(2 if isinstance(n, ContextBatchNorm2d) else 1 for n in norms)
+            total += (copies - 1) * folded
+            if twin is not None and isinstance(twin, ContextBatchNorm2d):
+                unshareable += folded  # main vs skip of an entry conv: both follow the previous gate
+            affines += (
+                (copies - 1 - (twin is not None and isinstance(twin, ContextBatchNorm2d))) * 8 * conv.out_channels
+            )
+    assert total > 0 and unshareable > 0
+    assert plan_norm_sharing(model, float("inf")).extra_bytes == total  # nothing rewritten
+    everything = plan_norm_sharing(model, 1.0)  # every rewrite that saves bytes
+    assert everything.extra_bytes == unshareable + affines
+    assert len(everything.contexts) == sum(isinstance(m, ContextBatchNorm2d) for m in model.modules())
 
 
 def test_a_checkpoint_without_exact_statistics_converts_by_command(tmp_path, capsys):

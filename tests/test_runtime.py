@@ -109,7 +109,7 @@ def test_bundle_holds_program_and_valid_manifest(bundle):
         "shape": [3],
         "values": entry["gates_input"]["values"],
     }
-    assert entry["shared_weights"] == "none" and entry["non_delegated_ops"] == [
+    assert entry["shared_weights"] == "auto" and entry["non_delegated_ops"] == [
         "aten::ne.Scalar_out",
         "aten::select_copy.int_out",
     ]

@@ -128,7 +128,8 @@ def export_exits_executorch(
     from executorch.runtime import Runtime
 
     from ..export.common import ExportError, parity_inputs
-    from ..export.executorch import _check_delegated, _lower_to_edge, _write, share_skip_norms
+    from ..export.executorch import _check_delegated, _lower_to_edge, _write
+    from ..export.norm_sharing import share_skip_norms
 
     if not isinstance(model, MultiExitModel):
         raise ValueError(

@@ -8,18 +8,16 @@ look inside cond branches, so a plain cond would run them on the slow portable k
     run branch i:  stage i's mandatory blocks with their main norms, then its skippable blocks
 
 A model whose entry norms follow the previous stage's gate (``norm_stats.enable_entry_contexts``) has
-two of each for stages 1..S-1, picked by a second cond on ``gates[i-1]``. By default
-(``share_contexts``) the after-skip entry norms are computed as the after-run ones plus a per-channel
-affine, so the entry convs fold identically in both and every weight of a stage is stored once.
+two of each for stages 1..S-1, picked by a second cond on ``gates[i-1]``.
 The stem is lowered into both branches of stage 0 and the head into both branches of stage S-1,
 so a call runs S delegates, not S + 2. XNNPACK stores constants by content hash, so weights that
 are byte-identical in two branches are stored once. But XNNPACK folds each BatchNorm into its conv,
-and a mandatory conv meets a different norm in each branch (main vs ``*_skip``): folded, it is
-stored twice (the default: fastest, ~1.6x the static super-net for resnet20_adn).
-``share_weights="skip"`` computes each ``*_skip`` norm of the skip branches as "main norm, then a
-per-channel affine" (a depthwise 1x1 conv), so the conv folds with the main norm in both branches and
-is stored once (~1.03x), at the price of that affine in skipped stages; ``"run"`` puts the affine in
-the run branches. docs/export.md has the measured trade-off.
+and a conv that meets two norms (a mandatory conv's main and ``*_skip`` norm, an entry conv's two
+contexts) is stored twice unless one norm is computed as the other plus a per-channel affine
+(``norm_sharing``). ``share_weights="auto"`` (default) does that for the norms that save the most
+bytes per activation element the affine touches, until the program is within 1.10x the super-net's
+weights; ``"none"`` stores every such conv twice, ``"skip"`` shares all of them (affines in the skip
+branches), ``"run"`` puts the affines in the run branches. docs/export.md has the measured trade-off.
 
 A feature map that crosses from one stage's delegate to the next crosses channels-last (NHWC, as
 XNNPACK computes), so no boundary transposes it twice (float programs; see ``_channels_last_boundaries``).
@@ -31,7 +29,6 @@ take without conversion.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import operator
 from collections.abc import Callable, Sequence
@@ -39,16 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..atomic import atomic_path
 from ..models import AdnModel, Gates, GatesLike, Segments, covering_gates, gates_tensor, model_segments
-from ..models.context_norm import ContextBatchNorm2d
 from ..models.modes import eval_mode
 from ..models.segments import BranchKey, segment_name
 from ..native_log import start_executorch_threadpool
 from .common import PARITY_ATOL, ExportError, FixedGates, parity_inputs
+from .norm_sharing import DEFAULT_SIZE_BUDGET, SHARE_BRANCHES, plan_norm_sharing, share_entry_contexts, share_skip_norms
 
 __all__ = [
     "XNNPACK_DECOMPOSITIONS",
@@ -56,138 +52,13 @@ __all__ = [
     "export_executorch",
     "export_static_executorch",
     "program_ops",
-    "share_entry_contexts",
-    "share_skip_norms",
 ]
 
 # Operators that must never run outside a delegate: a convolution or matmul left to ExecuTorch's portable
 # kernels runs ~300x slower than on XNNPACK. Matched against ExecuTorch operator names such as "aten::convolution".
 HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scaled_dot_product", "pool")
-# Ratio |scale_skip / scale_main| above which a *_skip norm keeps its own folded conv (precision).
-_MAX_NORM_RATIO = 64.0
-
 # Quantization of a program's segments (the recipes of ``ondevice.quant``): float segments -> quantized segments.
 QuantizeSegments = Callable[[Segments], Segments]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Segments: the pieces that are lowered to XNNPACK one by one.
-
-
-def _channel_affine(ratio: Tensor, shift: Tensor) -> nn.Conv2d:
-    """``r x + c`` per channel as a depthwise 1x1 conv, which XNNPACK runs inside the delegate."""
-    channels = ratio.numel()
-    affine = nn.Conv2d(channels, channels, kernel_size=1, groups=channels)
-    with torch.no_grad():
-        affine.weight.copy_(ratio.reshape(-1, 1, 1, 1))
-        affine.bias.copy_(shift)
-    return affine
-
-
-class _NormThenAffine(nn.Module):
-    """``target(x)`` computed as ``affine(first(x))``, so the conv before it folds with ``first``."""
-
-    def __init__(self, first: nn.BatchNorm2d, ratio: Tensor, shift: Tensor) -> None:
-        super().__init__()
-        self.first = first
-        self.affine = _channel_affine(ratio, shift)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.affine(self.first(x))
-
-
-def _bn_scale_shift(bn: nn.BatchNorm2d, mean: Tensor | None = None, var: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Per-channel (scale, shift) of ``bn`` in eval mode, with its running statistics or ``mean``/``var``."""
-    mean = bn.running_mean if mean is None else mean
-    var = bn.running_var if var is None else var
-    scale = bn.weight.detach().double() / torch.sqrt(var.double() + bn.eps)
-    return scale, bn.bias.detach().double() - mean.double() * scale
-
-
-def _ratio_and_shift(first: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor] | None:
-    """(r, c) with ``target = r * first + c`` per channel, or None where that loses precision (a zero scale or
-    |r| > _MAX_NORM_RATIO)."""
-    (scale_first, shift_first), (scale_target, shift_target) = first, target
-    safe = torch.where(scale_first == 0, torch.ones_like(scale_first), scale_first)
-    ratio = scale_target / safe
-    if bool((scale_first.abs() < 1e-12).any()) or float(ratio.abs().max()) > _MAX_NORM_RATIO:
-        return None
-    return ratio.float(), (shift_target - shift_first * ratio).float()
-
-
-class _ContextThenAffine(ContextBatchNorm2d):
-    """An entry norm whose after-skip statistics are computed as its after-run ones, then a per-channel affine:
-    the conv before it folds with the after-run statistics in both contexts, so it is stored once."""
-
-    def __init__(self, norm: ContextBatchNorm2d, ratio: Tensor, shift: Tensor) -> None:
-        super().__init__(norm.num_features, eps=norm.eps, momentum=norm.momentum)
-        self.load_state_dict(norm.state_dict())
-        self.affine = _channel_affine(ratio, shift)
-        self.eval()
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.training or not self.previous:
-            return super().forward(x)
-        mean, var = self.running_mean_after_run, self.running_var_after_run
-        return self.affine(F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps))
-
-
-def share_entry_contexts(model: AdnModel) -> tuple[AdnModel, int, int]:
-    """A copy whose entry norms compute the after-skip context from the after-run one plus a per-channel affine,
-    so the entry convs of a stage's segments fold with the same statistics and are stored once. Returns (copy,
-    norms rewritten, norms kept: an extreme ratio keeps its own statistics and its conv is stored per context)."""
-    shared = copy.deepcopy(model).eval()
-    rewritten = kept = 0
-    for module in list(shared.modules()):
-        for name, norm in list(module.named_children()):
-            if not isinstance(norm, ContextBatchNorm2d) or isinstance(norm, _ContextThenAffine):
-                continue
-            after_run = _bn_scale_shift(norm, norm.running_mean_after_run, norm.running_var_after_run)
-            after_skip = _bn_scale_shift(norm, norm.running_mean_after_skip, norm.running_var_after_skip)
-            affine = _ratio_and_shift(after_run, after_skip)
-            if affine is None:
-                kept += 1
-                continue
-            setattr(module, name, _ContextThenAffine(norm, *affine))
-            rewritten += 1
-    return shared, rewritten, kept
-
-
-SHARE_BRANCHES = ("run", "skip")
-
-
-def share_skip_norms(model: AdnModel, branch: str = "run") -> tuple[AdnModel, int, int]:
-    """A copy for one branch kind whose norms are rewritten so every mandatory conv folds with the same norm.
-
-    Each mandatory ``<name>``/``<name>_skip`` BatchNorm2d pair folds its conv with the ``*_skip`` norm in both
-    branches. ``branch="run"``: the copy (for run branches) computes the main norm as skip norm + per-channel
-    affine; ``branch="skip"``: the copy (for skip branches) computes the skip norm as main norm + affine, so
-    the convs fold with the main norm instead. Returns (copy, pairs rewritten, pairs kept): a pair whose
-    scale ratio is extreme keeps its own norm (precision), and only that conv is stored twice.
-    """
-    if branch not in SHARE_BRANCHES:
-        raise ValueError(f"branch must be one of {SHARE_BRANCHES}, got {branch!r}")
-    shared = copy.deepcopy(model).eval()
-    rewritten = kept = 0
-    for module in list(shared.modules()):
-        for name, skip in list(module.named_children()):
-            main = getattr(module, name[: -len("_skip")], None) if name.endswith("_skip") else None
-            if not (isinstance(skip, nn.BatchNorm2d) and isinstance(main, nn.BatchNorm2d)):
-                continue
-            if isinstance(main, ContextBatchNorm2d) or isinstance(skip, ContextBatchNorm2d):
-                kept += 1  # entry norms: their statistics depend on the previous gate, each branch folds its own
-                continue
-            if not all(bn.track_running_stats and bn.affine for bn in (main, skip)):
-                kept += 1
-                continue
-            first, target, attr = (skip, main, name[: -len("_skip")]) if branch == "run" else (main, skip, name)
-            affine = _ratio_and_shift(_bn_scale_shift(first), _bn_scale_shift(target))
-            if affine is None:
-                kept += 1
-                continue
-            setattr(module, attr, _NormThenAffine(first, *affine))
-            rewritten += 1
-    return shared, rewritten, kept
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -405,28 +276,38 @@ class _Gated(nn.Module):
         return x
 
 
-def _segments(model: AdnModel, share_weights: str | None, share_contexts: bool) -> tuple[Segments, int, int]:
-    """The model's segments, norms rewritten per ``share_weights`` and ``share_contexts``; returns them, how many
-    norm pairs share and how many entry norms share their contexts' conv."""
+def _segments(
+    model: AdnModel, share_weights: str | None, share_contexts: bool, size_budget: float = DEFAULT_SIZE_BUDGET
+) -> tuple[Segments, int, int]:
+    """The model's segments, norms rewritten per ``share_weights`` (None, "auto", "skip" or "run") and
+    ``share_contexts``; returns them, how many norm pairs share and how many entry norms share their contexts' conv.
+    """
+    contexts = pairs = None  # None: every site
+    if share_weights == "auto":
+        plan = plan_norm_sharing(model, size_budget)
+        contexts, pairs = plan.contexts, plan.skip_pairs
     contexts_shared = 0
-    if share_contexts:
-        model, contexts_shared, _ = share_entry_contexts(model)
+    if share_contexts or share_weights == "auto":
+        model, contexts_shared, _ = share_entry_contexts(model, contexts)
     skip_model = run_model = model
     shared = 0
     if share_weights == "run":
         run_model, shared, _ = share_skip_norms(model, "run")
-    elif share_weights == "skip":
-        skip_model, shared, _ = share_skip_norms(model, "skip")
+    elif share_weights in ("skip", "auto"):
+        skip_model, shared, _ = share_skip_norms(model, "skip", pairs)
     return model_segments(run_model, skip_model=skip_model), shared, contexts_shared
+
+
+SHARE_MODES = ("auto", *SHARE_BRANCHES)
 
 
 def _share_mode(share_weights: bool | str | None) -> str | None:
     if share_weights is True:
         return "skip"
-    if share_weights in (False, None):
+    if share_weights in (False, None, "none"):
         return None
-    if share_weights not in SHARE_BRANCHES:
-        raise ValueError(f"share_weights must be True, False or one of {SHARE_BRANCHES}, got {share_weights!r}")
+    if share_weights not in SHARE_MODES:
+        raise ValueError(f"share_weights must be True, False, 'none' or one of {SHARE_MODES}, got {share_weights!r}")
     return share_weights
 
 
@@ -507,8 +388,9 @@ def export_executorch(
     path: str | Path,
     *,
     quantize: QuantizeSegments | None = None,
-    share_weights: bool | str = False,
+    share_weights: bool | str = "auto",
     share_contexts: bool = True,
+    size_budget: float = DEFAULT_SIZE_BUDGET,
     atol: float = PARITY_ATOL,
     rtol: float = 0.0,
 ) -> dict[str, Any]:
@@ -519,12 +401,17 @@ def export_executorch(
         path: the .pte to write (atomically, after the checks pass).
         quantize: float segments -> quantized segments (a recipe of ``ondevice.quant``); parity is then
             checked against the quantized segments run eagerly, as one chain per sub-network.
-        share_weights: False (default, fastest): mandatory convs folded with each norm, stored twice.
-            "skip" (or True): stored once, the skip branches pay a per-channel affine per rewritten norm;
-            "run": stored once, the run branches pay it (slow at larger inputs, see docs/export.md).
-        share_contexts: entry norms that follow the previous gate compute their after-skip statistics as the
-            after-run ones plus a per-channel affine, so each entry conv is stored once, not once per context
-            (True, the default; False folds each context into its own copy of the conv).
+        share_weights: "auto" (default): the norms whose rewrite saves the most weight bytes per activation
+            element its affine touches are computed as "other norm + per-channel affine" (skip branches and
+            after-skip contexts only), until the program is within ``size_budget`` x the super-net's weights
+            (``norm_sharing.plan_norm_sharing``). False / "none": every mandatory conv folded with each norm,
+            stored twice. "skip" (or True): every one stored once, the skip branches pay a per-channel affine
+            per rewritten norm; "run": stored once, the run branches pay it (slow at larger inputs, see
+            docs/export.md).
+        share_contexts: with a share_weights other than "auto", entry norms that follow the previous gate
+            compute their after-skip statistics as the after-run ones plus a per-channel affine, so each entry
+            conv is stored once, not once per context (True; False folds each context into its own copy).
+        size_budget: the "auto" plan's target, program weights / super-net weights.
         atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
             gate settings (rtol for quantized programs).
 
@@ -536,7 +423,7 @@ def export_executorch(
     with eval_mode(model):
         n = model.num_stages
         mode = _share_mode(share_weights)
-        segments, norms_shared, contexts_shared = _segments(model, mode, share_contexts)
+        segments, norms_shared, contexts_shared = _segments(model, mode, share_contexts, size_budget)
         # Quantized segments keep NCHW boundaries: the program traces a quantized segment's channels-last output
         # as contiguous while XNNPACK writes it NHWC, and the runtime rejects the shape (ExecuTorch 1.5).
         segments = _channels_last_boundaries(segments) if quantize is None else quantize(segments)
