@@ -9,6 +9,7 @@ from ondevice.export.executorch import (
     _channels_last_boundaries,
     _check_delegated,
     _segments,
+    auto_sharing_plan,
     export_executorch,
     export_static_executorch,
     program_ops,
@@ -155,17 +156,17 @@ def test_auto_sharing_takes_the_most_bytes_per_affine_element_until_the_budget_f
 
 def test_the_default_program_fits_the_size_budget_and_matches_eager(exported, tmp_path):
     """share_weights="auto": each shared conv is stored once (the bytes saved are the plan's, less the affines),
-    and the program is within 1.10x the static super-net (the plan's 1.09x of the weights, plus delegate headers)."""
+    and the program is within 1.10x the static super-net (the plan counts ~5 KB per extra delegate)."""
     model, _, _, static, _ = exported
     entry = export_executorch(model, tmp_path / "auto.pte")
-    plan = plan_norm_sharing(model)
+    plan = auto_sharing_plan(model)
     assert entry["shared_weights"] == "auto" and entry["parity_max_abs_diff"] <= PARITY_ATOL
     assert entry["norm_pairs_shared"] == len(plan.skip_pairs)
     none = export_executorch(model, tmp_path / "none.pte", share_weights="none")
     saved = sum(_skip_site(model, n)[0] for n in plan.skip_pairs)
     affines = sum(2 * 4 * model.get_submodule(n).num_features for n in plan.skip_pairs)  # r and c per channel
     assert none["size_bytes"] - entry["size_bytes"] == pytest.approx(saved - affines, rel=0.02)
-    assert plan.extra_bytes <= 0.09 * plan.super_net_bytes
+    assert plan.extra_bytes <= 0.10 * plan.super_net_bytes
     assert none["size_bytes"] / static["size_bytes"] > 1.5
     assert entry["size_bytes"] / static["size_bytes"] <= 1.10
 

@@ -15,9 +15,10 @@ are byte-identical in two branches are stored once. But XNNPACK folds each Batch
 and a conv that meets two norms (a mandatory conv's main and ``*_skip`` norm, an entry conv's two
 contexts) is stored twice unless one norm is computed as the other plus a per-channel affine
 (``norm_sharing``). ``share_weights="auto"`` (default) does that for the norms that save the most
-bytes per activation element the affine touches, until the program is within 1.10x the super-net's
-weights; ``"none"`` stores every such conv twice, ``"skip"`` shares all of them (affines in the skip
-branches), ``"run"`` puts the affines in the run branches. docs/export.md has the measured trade-off.
+bytes per activation element the affine touches, until the program is within 1.10x the static
+super-net program (estimated from the weights and ~5 KB per extra delegate); ``"none"`` stores
+every such conv twice, ``"skip"`` shares all of them (affines in the skip branches), ``"run"`` puts
+the affines in the run branches. docs/export.md has the measured trade-off.
 
 A feature map that crosses from one stage's delegate to the next crosses channels-last (NHWC, as
 XNNPACK computes), so no boundary transposes it twice (float programs; see ``_channels_last_boundaries``).
@@ -44,11 +45,19 @@ from ..models.modes import eval_mode
 from ..models.segments import BranchKey, segment_name
 from ..native_log import start_executorch_threadpool
 from .common import PARITY_ATOL, ExportError, FixedGates, parity_inputs
-from .norm_sharing import DEFAULT_SIZE_BUDGET, SHARE_BRANCHES, plan_norm_sharing, share_entry_contexts, share_skip_norms
+from .norm_sharing import (
+    DEFAULT_SIZE_BUDGET,
+    SHARE_BRANCHES,
+    SharingPlan,
+    plan_norm_sharing,
+    share_entry_contexts,
+    share_skip_norms,
+)
 
 __all__ = [
     "XNNPACK_DECOMPOSITIONS",
     "QuantizeSegments",
+    "auto_sharing_plan",
     "export_executorch",
     "export_static_executorch",
     "program_ops",
@@ -57,6 +66,10 @@ __all__ = [
 # Operators that must never run outside a delegate: a convolution or matmul left to ExecuTorch's portable
 # kernels runs ~300x slower than on XNNPACK. Matched against ExecuTorch operator names such as "aten::convolution".
 HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scaled_dot_product", "pool")
+# What each XNNPACK delegate adds to a program beyond its weights (its graph): ~4 KB for resnet20_adn's segments,
+# ~5 KB for mobilenet_v2_adn's at 224x224.
+_DELEGATE_BYTES = 5 * 1024
+
 # Quantization of a program's segments (the recipes of ``ondevice.quant``): float segments -> quantized segments.
 QuantizeSegments = Callable[[Segments], Segments]
 
@@ -276,6 +289,13 @@ class _Gated(nn.Module):
         return x
 
 
+def auto_sharing_plan(model: AdnModel, size_budget: float = DEFAULT_SIZE_BUDGET) -> SharingPlan:
+    """The norms ``share_weights="auto"`` rewrites: the program's extra delegates (the static one has one) count
+    against the budget too."""
+    delegates = sum(1 for _ in model_segments(model).items())
+    return plan_norm_sharing(model, size_budget, fixed_bytes=(delegates - 1) * _DELEGATE_BYTES)
+
+
 def _segments(
     model: AdnModel, share_weights: str | None, share_contexts: bool, size_budget: float = DEFAULT_SIZE_BUDGET
 ) -> tuple[Segments, int, int]:
@@ -284,7 +304,7 @@ def _segments(
     """
     contexts = pairs = None  # None: every site
     if share_weights == "auto":
-        plan = plan_norm_sharing(model, size_budget)
+        plan = auto_sharing_plan(model, size_budget)
         contexts, pairs = plan.contexts, plan.skip_pairs
     contexts_shared = 0
     if share_contexts or share_weights == "auto":
@@ -403,15 +423,15 @@ def export_executorch(
             checked against the quantized segments run eagerly, as one chain per sub-network.
         share_weights: "auto" (default): the norms whose rewrite saves the most weight bytes per activation
             element its affine touches are computed as "other norm + per-channel affine" (skip branches and
-            after-skip contexts only), until the program is within ``size_budget`` x the super-net's weights
-            (``norm_sharing.plan_norm_sharing``). False / "none": every mandatory conv folded with each norm,
+            after-skip contexts only), until the program is within ``size_budget`` x the static super-net's
+            (estimated: ``norm_sharing.plan_norm_sharing``). False / "none": every mandatory conv folded with each norm,
             stored twice. "skip" (or True): every one stored once, the skip branches pay a per-channel affine
             per rewritten norm; "run": stored once, the run branches pay it (slow at larger inputs, see
             docs/export.md).
         share_contexts: with a share_weights other than "auto", entry norms that follow the previous gate
             compute their after-skip statistics as the after-run ones plus a per-channel affine, so each entry
             conv is stored once, not once per context (True; False folds each context into its own copy).
-        size_budget: the "auto" plan's target, program weights / super-net weights.
+        size_budget: the "auto" plan's target, program size / static super-net program size (1.10).
         atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
             gate settings (rtol for quantized programs).
 
