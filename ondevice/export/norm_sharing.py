@@ -10,7 +10,7 @@ weight, at the price of that affine on the norm's output in the branches that us
 Which norms are worth it depends on the shapes: late stages hold most of the weight bytes on small
 feature maps, early ones the opposite. :func:`plan_norm_sharing` rewrites the norms that save the
 most bytes per activation element the affine touches, until the extra weights fit a size budget
-(mobilenet_v2_adn at 224x224: a tenth of its duplicated bytes sit behind 2% of its affine elements).
+(mobilenet_v2_adn at 224x224: 82% of its extra copies go for 9% of the elements all rewrites touch).
 """
 
 from __future__ import annotations
