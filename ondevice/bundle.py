@@ -358,7 +358,8 @@ def add_export_parser(verbs: Any) -> None:
         choices=("auto", "none", "skip", "run"),
         default="auto",
         help="executorch: which convs are stored once; auto (default) shares the ones that cost least time until "
-        "the program is within 1.10x the static super-net's size, skip / run all of them, none none (docs/export.md)",
+        "the program is within 1.10x the static super-net's size (under 1 MB of copies: none), skip / run all of "
+        "them, none none (docs/export.md)",
     )
     p.add_argument(
         "--quant",

@@ -16,7 +16,8 @@ and a conv that meets two norms (a mandatory conv's main and ``*_skip`` norm, an
 contexts) is stored twice unless one norm is computed as the other plus a per-channel affine
 (``norm_sharing``). ``share_weights="auto"`` (default) does that for the norms that save the most
 bytes per activation element the affine touches, until the program is within 1.10x the static
-super-net program (estimated from the weights and ~5 KB per extra delegate); ``"none"`` stores
+super-net program (estimated from the weights and ~5 KB per extra delegate; a program whose extra
+copies stay under 1 MB keeps them); ``"none"`` stores
 every such conv twice, ``"skip"`` shares all of them (affines in the skip branches), ``"run"`` puts
 the affines in the run branches. docs/export.md has the measured trade-off.
 
@@ -48,6 +49,7 @@ from .common import PARITY_ATOL, ExportError, FixedGates, parity_inputs
 from .norm_sharing import (
     DEFAULT_SIZE_BUDGET,
     SHARE_BRANCHES,
+    SMALL_PROGRAM_EXTRA_BYTES,
     SharingPlan,
     plan_norm_sharing,
     share_entry_contexts,
@@ -291,9 +293,11 @@ class _Gated(nn.Module):
 
 def auto_sharing_plan(model: AdnModel, size_budget: float = DEFAULT_SIZE_BUDGET) -> SharingPlan:
     """The norms ``share_weights="auto"`` rewrites: the program's extra delegates (the static one has one) count
-    against the budget too."""
+    against the budget too, and a program whose extra bytes stay under ``SMALL_PROGRAM_EXTRA_BYTES`` is left
+    as it is (its sub-networks that skip pay no affine)."""
     delegates = sum(1 for _ in model_segments(model).items())
-    return plan_norm_sharing(model, size_budget, fixed_bytes=(delegates - 1) * _DELEGATE_BYTES)
+    fixed = (delegates - 1) * _DELEGATE_BYTES
+    return plan_norm_sharing(model, size_budget, fixed_bytes=fixed, floor_bytes=SMALL_PROGRAM_EXTRA_BYTES + fixed)
 
 
 def _segments(
@@ -424,10 +428,10 @@ def export_executorch(
         share_weights: "auto" (default): the norms whose rewrite saves the most weight bytes per activation
             element its affine touches are computed as "other norm + per-channel affine" (skip branches and
             after-skip contexts only), until the program is within ``size_budget`` x the static super-net's
-            (estimated: ``norm_sharing.plan_norm_sharing``). False / "none": every mandatory conv folded with each norm,
-            stored twice. "skip" (or True): every one stored once, the skip branches pay a per-channel affine
-            per rewritten norm; "run": stored once, the run branches pay it (slow at larger inputs, see
-            docs/export.md).
+            (estimated: ``norm_sharing.plan_norm_sharing``); under 1 MB of copies, none (``auto_sharing_plan``).
+            False / "none": every mandatory conv folded with each norm, stored twice. "skip" (or True): every
+            one stored once, the skip branches pay a per-channel affine per rewritten norm; "run": stored once,
+            the run branches pay it (slow at larger inputs, see docs/export.md).
         share_contexts: with a share_weights other than "auto", entry norms that follow the previous gate
             compute their after-skip statistics as the after-run ones plus a per-channel affine, so each entry
             conv is stored once, not once per context (True; False folds each context into its own copy).

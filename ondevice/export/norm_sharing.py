@@ -31,6 +31,7 @@ from ..models.modes import eval_mode
 __all__ = [
     "DEFAULT_SIZE_BUDGET",
     "SHARE_BRANCHES",
+    "SMALL_PROGRAM_EXTRA_BYTES",
     "SharingPlan",
     "plan_norm_sharing",
     "share_entry_contexts",
@@ -42,6 +43,9 @@ _MAX_NORM_RATIO = 64.0
 SHARE_BRANCHES = ("run", "skip")
 # The default "auto" target: the gated program within 1.10x the static super-net program (docs/export.md).
 DEFAULT_SIZE_BUDGET = 1.10
+# Extra bytes "auto" always allows: below this the download saving is not worth an op on every call of the
+# sub-networks that skip (resnet20_adn at 28x28: 0.7 MB of copies; sharing them cost its base-net ~3%).
+SMALL_PROGRAM_EXTRA_BYTES = 1 << 20
 
 
 def _channel_affine(ratio: Tensor, shift: Tensor) -> nn.Conv2d:
@@ -227,15 +231,17 @@ class SharingPlan:
     super_net_bytes: int  # the super-net's parameter bytes, what the budget is a multiple of
 
 
-def plan_norm_sharing(model: AdnModel, size_budget: float = DEFAULT_SIZE_BUDGET, fixed_bytes: int = 0) -> SharingPlan:
+def plan_norm_sharing(
+    model: AdnModel, size_budget: float = DEFAULT_SIZE_BUDGET, fixed_bytes: int = 0, floor_bytes: int = 0
+) -> SharingPlan:
     """The fewest affine elements that bring the gated program within ``size_budget`` x the super-net's weights.
 
     Rewriting a site whose conv is stored twice saves that conv's weight bytes less its affine's (r and c per
     channel) and costs the affine over the activation it normalizes (paid only by sub-networks in that branch).
     Sites are taken by bytes saved per activation element, largest first, until the extra bytes plus
     ``fixed_bytes`` (what the program adds whatever the plan, e.g. its delegates' headers) fit
-    ``(size_budget - 1) x`` the super-net's parameter bytes; a site whose ratio is too extreme to rewrite stays
-    duplicated. ``size_budget=inf``: none.
+    ``(size_budget - 1) x`` the super-net's parameter bytes, or ``floor_bytes`` if that is more; a site whose
+    ratio is too extreme to rewrite stays duplicated. ``size_budget=inf``: none.
     """
     # (kind, site): an entry conv's ``*_skip`` norm is both a context site and one half of a main/skip pair
     sites = [("contexts", s) for s in _context_sites(model)] + [
@@ -251,7 +257,7 @@ def plan_norm_sharing(model: AdnModel, size_budget: float = DEFAULT_SIZE_BUDGET,
         candidates.append((copy_bytes, saved, max(1, elements), kind, site.name))
     extra = sum(c[0] for c in candidates)
     super_bytes = count_params_used(model, super_net(model.num_stages)) * 4
-    allowed = (size_budget - 1.0) * super_bytes - fixed_bytes
+    allowed = max((size_budget - 1.0) * super_bytes, floor_bytes) - fixed_bytes
     chosen: dict[str, set[str]] = {"contexts": set(), "skip_pairs": set()}
     for _, saved, _, kind, name in sorted(candidates, key=lambda c: -c[1] / c[2]):
         if extra <= allowed or saved <= 0:
