@@ -2,7 +2,7 @@
 
 Latency is measured at batch 1 with the Python bindings of the ExecuTorch runtime (the same C++
 runtime and XNNPACK kernels the apps link), interleaved: every round runs each sub-network once, in
-a rotated order, so load from other processes spreads evenly over them. Reported per sub-network:
+a seeded shuffled order, so load from other processes spreads evenly over them. Reported per sub-network:
 median, p90 and min of ``Method.execute`` wall time in ms.
 
 Peak memory is measured in a fresh Python process: the rise of peak RSS (Linux ``VmHWM``, reset with
