@@ -6,7 +6,8 @@
 
 Layouts, all one .pte each:
   gated            forward(image, gates): cond per stage over pre-lowered XNNPACK branches, the default
-                   share_weights="auto" (the convs that cost least to share stored once, to 1.10x the weights)
+                   share_weights="auto" (the convs that cost least to share stored once, to 1.10x the static
+                   super-net; a model with under 1 MB of copies, as this one, keeps them: then = none)
   gated_share_none the same, every mandatory conv folded with each norm, stored twice (share_weights="none")
   gated_share_skip the same, convs stored once, a per-channel affine in the skip branches (share_weights="skip")
   gated_share_run  the same, convs stored once, the affine in the run branches (share_weights="run")
