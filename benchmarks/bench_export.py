@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -47,6 +47,7 @@ from ondevice.models.context_norm import CONTEXTS, ContextBatchNorm2d
 from ondevice.models.cost import count_flops
 from ondevice.models.norm_stats import enable_entry_contexts, has_entry_contexts
 from ondevice.models.segments import branch_key, segment_name
+from ondevice.profile import interleaved_latency
 from ondevice.runtime import set_threads
 
 
@@ -162,17 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
         "multimethod": lambda g: m_fwd[str(g)].execute([image]),
         "chained": chain,
     }
-    jobs = [(layout, g) for g in settings for layout in calls]
-    samples: dict[tuple[str, str], list[float]] = {(layout, str(g)): [] for layout, g in jobs}
-    for layout, g in jobs * 10:  # warm-up
-        calls[layout](g)
-    shuffle = random.Random(0).shuffle
-    for _ in range(args.rounds):
-        shuffle(jobs)
-        for layout, g in jobs:
-            start = time.perf_counter()
-            calls[layout](g)
-            samples[(layout, str(g))].append((time.perf_counter() - start) * 1e3)
+    jobs = {f"{layout}/{g}": partial(call, g) for g in settings for layout, call in calls.items()}
+    timed = interleaved_latency(jobs, runs=args.rounds, warmup=10)
 
     # Switching: the same loaded gated program, calls alternating super <-> base vs repeating one setting.
     sup, base = str(settings[0]), str(settings[-1])
@@ -191,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         switch[f"{'super' if key == sup else 'base'}_after_{'super' if previous == sup else 'base'}"].append(elapsed)
         previous = key
 
-    latency = {layout: {str(g): _median(samples[(layout, str(g))]) for g in settings} for layout in calls}
+    latency = {layout: {str(g): timed[f"{layout}/{g}"]["median_ms"] for g in settings} for layout in calls}
     flops = {str(g): count_flops(model, g) for g in settings}
     overhead = {
         layout: {str(g): round(latency[layout][str(g)] / latency["static"][str(g)], 3) for g in settings}
@@ -205,9 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": threads,
         "rounds": args.rounds,
         "latency_ms_median": latency,
-        "latency_ms_min": {
-            layout: {str(g): round(min(samples[(layout, str(g))]), 4) for g in settings} for layout in calls
-        },
+        "latency_ms_min": {layout: {str(g): timed[f"{layout}/{g}"]["min_ms"] for g in settings} for layout in calls},
         "overhead_over_static": overhead,
         "overhead_max": {layout: max(v.values()) for layout, v in overhead.items()},
         "base_over_super": {layout: round(latency[layout][base] / latency[layout][sup], 3) for layout in calls},
