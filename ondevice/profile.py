@@ -92,13 +92,19 @@ def median_ci95(values: list[float]) -> tuple[float, float]:
     return ordered[lo], ordered[hi]
 
 
-def interleaved_latency(calls: dict[str, Callable[[], Any]], *, runs: int, warmup: int) -> dict[str, dict[str, Any]]:
+def interleaved_latency(
+    calls: dict[str, Callable[[], Any]], *, runs: int, warmup: int, primed: int = 0, keep_samples: bool = False
+) -> dict[str, dict[str, Any]]:
     """Time every call once per round, in a shuffled order, over ``runs`` rounds after ``warmup`` untimed ones:
     {name: {median_ms, p90_ms, min_ms, median_ci95_ms}}. Interleaving spreads a shared machine's noise over all
     calls alike; shuffling (seeded) gives every call every predecessor, so none always runs after the same one
-    (at 224x224 a call right after a cache-flushing one measured up to 12% slower)."""
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    (at 224x224 a call right after a cache-flushing one measured up to 12% slower).
+
+    ``primed``: each timed call runs right after that many untimed calls of itself, so it finds its weights and
+    buffers warm in cache (back-to-back inference) instead of after whatever call the shuffle put before it.
+    ``keep_samples``: each row also holds ``samples_ms``, one per round in round order (for paired ratios)."""
+    if runs < 1 or warmup < 0 or primed < 0:
+        raise ValueError(f"need runs >= 1, warmup >= 0 and primed >= 0, got {runs}, {warmup}, {primed}")
     for _ in range(warmup):
         for call in calls.values():
             call()
@@ -108,6 +114,8 @@ def interleaved_latency(calls: dict[str, Callable[[], Any]], *, runs: int, warmu
     for _ in range(runs):
         shuffle(order)
         for key in order:
+            for _ in range(primed):
+                calls[key]()
             start = time.perf_counter()
             calls[key]()
             samples[key].append((time.perf_counter() - start) * 1e3)
@@ -117,6 +125,7 @@ def interleaved_latency(calls: dict[str, Callable[[], Any]], *, runs: int, warmu
             "p90_ms": round(_percentile(v, 0.9), 4),
             "min_ms": round(min(v), 4),
             "median_ci95_ms": [round(x, 4) for x in median_ci95(v)],
+            **({"samples_ms": v} if keep_samples else {}),
         }
         for key, v in samples.items()
     }

@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 from ondevice.evaluate import evaluate
 from ondevice.models import Gates, all_gates
 from ondevice.models.adn import InputSpec
-from ondevice.profile import measure_latency, median_ci95
+from ondevice.profile import interleaved_latency, measure_latency, median_ci95
 
 
 class SkipCounter(nn.Module):
@@ -74,3 +74,23 @@ def test_median_confidence_interval_by_order_statistics():
     """Hand-computed: for 1..100 the ranks are 50 -+ 9.8, i.e. the 40th and the 60th values."""
     assert median_ci95([float(v) for v in range(100, 0, -1)]) == (40.0, 60.0)
     assert median_ci95([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)  # five runs: the interval is the whole range
+
+
+def test_primed_calls_are_timed_right_after_untimed_calls_of_themselves():
+    """A fake that is slow (8 ms) after a different call and fast (1 ms) after itself: primed timing sees only
+    the fast calls, and every timed call comes after ``primed`` calls of its own."""
+    record: list[str] = []
+
+    def call(name: str) -> None:
+        time.sleep(0.001 if record and record[-1] == name else 0.008)
+        record.append(name)
+
+    calls = {name: (lambda n=name: call(n)) for name in ("a", "b", "c")}
+    table = interleaved_latency(calls, runs=4, warmup=1, primed=2, keep_samples=True)
+    timed = record[3:]  # after one warm-up round
+    assert len(timed) == 4 * 3 * 3
+    assert all(len(set(timed[i : i + 3])) == 1 for i in range(0, len(timed), 3))
+    assert all(row["median_ms"] < 5.0 for row in table.values()), table
+    assert all(len(row["samples_ms"]) == 4 and max(row["samples_ms"]) < 5.0 for row in table.values())
+    cold = interleaved_latency(calls, runs=4, warmup=0)  # the shuffle puts "a" after "a" only at round edges
+    assert max(row["median_ms"] for row in cold.values()) >= 8.0, cold
