@@ -13,6 +13,12 @@ Programs, timed in one interleaved loop per model (every call once per round, sh
   int8               the gated program with the int8-static recipe (PT2E, XNNPACK quantizer; random calibration)
   litert             one .tflite, one signature per timed sub-network (when the litert extra is installed)
   matmul             a single-thread fp32 torch matmul (1024^3) in each model's loop, the compute peak of this core
+Ratios: of the medians ("gated_over_static"), and the median over rounds of the two calls' ratio within a round,
+with its 95% CI ("gated_over_static_paired": both calls meet the same machine state, so it is the tighter one).
+Every call then follows whichever call the shuffle put before it (its weights cold in cache, as an app that
+classifies now and then finds them); --warm-rounds N adds a second loop in which every timed call runs right
+after an untimed call of itself (back-to-back inference), reported under "warm".
+--pair-rounds N then times the gated program against each static one with no other program run ("pairs").
 Exports are cached in --cache (program + export time + peak RSS rise), so a rerun only times;
 --export-only fills the cache, --cached-only times what it holds, --also MODEL/LABEL=PTE times another
 gated program alongside (e.g. one exported by an earlier version). --operators adds an ETDump profile
@@ -39,11 +45,19 @@ from ondevice.export.common import subnet_name
 from ondevice.export.executorch import export_executorch, export_static_executorch
 from ondevice.models import AdnModel, Gates, gates_tensor
 from ondevice.models.cost import count_flops
-from ondevice.profile import interleaved_latency
+from ondevice.profile import interleaved_latency, median_ci95
 from ondevice.quant.recipes import get_recipe, segment_quantizer
 from ondevice.runtime import set_threads
 
 MATMUL_N = 1024
+# What the warm loop reports (the sizes, FLOPs and export costs are the cold loop's).
+WARM_KEYS = (
+    "latency_ms_median",
+    "gated_over_static",
+    "gated_over_static_paired",
+    "gated_over_litert",
+    "int8_speedup_over_fp32",
+)
 
 
 def log(message: str) -> None:
@@ -200,8 +214,40 @@ def pte_operators(path: str, inputs: list[torch.Tensor], runs: int) -> dict[str,
     }
 
 
+def time_pairs(
+    rt: Any, name: str, records: dict[str, dict[str, Any]], inputs: dict[str, list[torch.Tensor]], args: Any
+) -> dict[str, dict[str, Any]]:
+    """Per timed sub-network, the gated program and that sub-network's static program alone: freshly loaded, only the
+    two run, interleaved for ``args.pair_rounds`` rounds. The per-call cost of the gates with no other program run
+    in between."""
+    pairs = {}
+    for g, (image, gates) in inputs.items():
+        log(f"timing {name} {g}: gated and static alone, {args.pair_rounds} rounds ...")
+        gated = rt.load_program(records["gated"]["path"]).load_method("forward")
+        static = rt.load_program(records[f"static_{g}"]["path"]).load_method("forward")
+        calls = {
+            "gated": lambda m=gated, a=[image, gates]: m.execute(a),
+            "static": lambda m=static, a=[image]: m.execute(a),
+        }
+        timed = interleaved_latency(calls, runs=args.pair_rounds, warmup=args.warmup, keep_samples=True)
+        pairs[g] = {
+            "gated_ms": timed["gated"]["median_ms"],
+            "static_ms": timed["static"]["median_ms"],
+            "gated_over_static": _ratio(timed["gated"]["median_ms"], timed["static"]["median_ms"]),
+            "gated_over_static_paired": paired_ratio(timed["gated"]["samples_ms"], timed["static"]["samples_ms"]),
+        }
+    return pairs
+
+
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 3)
+
+
+def paired_ratio(a: list[float], b: list[float]) -> dict[str, Any]:
+    """The median over rounds of a/b, each from the same round, with its 95% CI: the two calls of a round meet the
+    same machine state, so this is tighter than the ratio of the two medians."""
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    return {"median": round(statistics.median(ratios), 4), "ci95": [round(v, 4) for v in median_ci95(ratios)]}
 
 
 def summarize(
@@ -213,6 +259,10 @@ def summarize(
     layouts = [k for k in [*gated_layouts(records), "static", "litert"] if f"{name}/{k}/{sup}" in latency]
     ms = {k: {g: latency[f"{name}/{k}/{g}"]["median_ms"] for g in gates} for k in layouts}
     flops = {g: count_flops(model, Gates.parse(g, model.num_stages)) for g in gates}
+
+    def samples(layout: str, g: str) -> list[float]:
+        return latency[f"{name}/{layout}/{g}"]["samples_ms"]
+
     flops_ratio = flops[base] / flops[sup]
     static_super = records[f"static_{sup}"]["size_bytes"]
     out: dict[str, Any] = {
@@ -240,6 +290,11 @@ def summarize(
         },
         "parity_max_abs_diff": {k: v["parity_max_abs_diff"] for k, v in records.items()},
     }
+    out["gated_over_static_paired"] = {
+        k: {g: paired_ratio(samples(k, g), samples("static", g)) for g in gates}
+        for k in layouts
+        if k not in ("static", "litert")
+    }
     if "litert" in ms:
         out["gated_over_litert"] = {
             k: {g: _ratio(ms[k][g], ms["litert"][g]) for g in gates} for k in layouts if k not in ("static", "litert")
@@ -260,6 +315,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=60, help="timed rounds (each calls every program once)")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--pair-rounds",
+        type=int,
+        default=0,
+        help="also time the gated program against each static one with no other program run, this many rounds",
+    )
+    parser.add_argument(
+        "--warm-rounds",
+        type=int,
+        default=0,
+        help="also time every call right after an untimed call of itself (back-to-back inference), this many rounds",
+    )
     parser.add_argument("--cache", default=None, help="folder of exported programs, reused by a rerun")
     parser.add_argument(
         "--layouts",
@@ -358,12 +425,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 runner = interpreter.get_signature_runner(subnet_name(g))
                 calls[f"{name}/litert/{g}"] = lambda r=runner, x=array: r(image=x)
         log(f"timing {name}: {len(calls)} calls x {args.rounds} rounds, {threads} thread(s) ...")
-        latency = interleaved_latency(calls, runs=args.rounds, warmup=args.warmup)
+        latency = interleaved_latency(calls, runs=args.rounds, warmup=args.warmup, keep_samples=True)
         peak = 2 * MATMUL_N**3 / latency["matmul"]["median_ms"] / 1e6
         result["models"][name] = {
             "matmul_peak": {"n": MATMUL_N, "median_ms": latency["matmul"]["median_ms"], "gflops_per_s": round(peak, 1)},
             **summarize(name, model, records[name], latency, peak),
         }
+        if args.warm_rounds:
+            log(f"timing {name} warm: each call right after one untimed call of itself, {args.warm_rounds} rounds ...")
+            warm = interleaved_latency(calls, runs=args.warm_rounds, warmup=0, primed=1, keep_samples=True)
+            summary = summarize(name, model, records[name], warm, peak)
+            result["models"][name]["warm"] = {k: summary[k] for k in WARM_KEYS if k in summary}
+        del calls  # the programs of the loops above, freed before the pairs
+        if args.pair_rounds:
+            result["models"][name]["pairs"] = time_pairs(rt, name, records[name], inputs[name], args)
     if args.operators:
         for name, model in models.items():
             sup = str(timed_gates(model.num_stages)[0])
