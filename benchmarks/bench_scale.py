@@ -13,12 +13,12 @@ Programs, timed in one interleaved loop per model (every call once per round, sh
   int8               the gated program with the int8-static recipe (PT2E, XNNPACK quantizer; random calibration)
   litert             one .tflite, one signature per timed sub-network (when the litert extra is installed)
   matmul             a single-thread fp32 torch matmul (1024^3) in each model's loop, the compute peak of this core
-Ratios: of the medians ("gated_over_static"), and the median over rounds of the two calls' ratio within a round,
-with its 95% CI ("gated_over_static_paired": both calls meet the same machine state, so it is the tighter one).
-Every call then follows whichever call the shuffle put before it (its weights cold in cache, as an app that
+Every call follows whichever call the shuffle put before it (its weights cold in cache, as an app that
 classifies now and then finds them); --warm-rounds N adds a second loop in which every timed call runs right
-after an untimed call of itself (back-to-back inference), reported under "warm".
---pair-rounds N then times the gated program against each static one with no other program run ("pairs").
+after an untimed call of itself (back-to-back inference), reported under "warm"; --pair-rounds N then times
+the gated program against each static one with no other program run ("pairs"). Ratios: of the medians
+("gated_over_static") and the median over rounds of the two calls' ratio within a round, with its 95% CI
+("gated_over_static_paired": both calls meet the same machine state, so it is the tighter one).
 Exports are cached in --cache (program + export time + peak RSS rise), so a rerun only times;
 --export-only fills the cache, --cached-only times what it holds, --also MODEL/LABEL=PTE times another
 gated program alongside (e.g. one exported by an earlier version). --operators adds an ETDump profile

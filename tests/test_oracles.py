@@ -91,6 +91,7 @@ def test_primed_calls_are_timed_right_after_untimed_calls_of_themselves():
     assert len(timed) == 4 * 3 * 3
     assert all(len(set(timed[i : i + 3])) == 1 for i in range(0, len(timed), 3))
     assert all(row["median_ms"] < 5.0 for row in table.values()), table
-    assert all(len(row["samples_ms"]) == 4 and max(row["samples_ms"]) < 5.0 for row in table.values())
+    for row in table.values():  # the samples are the timed calls the row summarises
+        assert len(row["samples_ms"]) == 4 and round(min(row["samples_ms"]), 4) == row["min_ms"]
     cold = interleaved_latency(calls, runs=4, warmup=0)  # the shuffle puts "a" after "a" only at round edges
     assert max(row["median_ms"] for row in cold.values()) >= 8.0, cold
