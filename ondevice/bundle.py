@@ -27,6 +27,7 @@ from .contract.manifest import MANIFEST_NAME, ManifestError, load_manifest, new_
 from .data import sample_images
 from .evaluate import EVAL_JSON, evaluate
 from .export.common import MAX_DEFAULT_SUBNETS
+from .export.norm_sharing import DEFAULT_SIZE_BUDGET, check_size_budget
 from .models import AdnModel, Gates
 from .models.cost import subnet_costs
 from .policy.config import POLICY_NAME, PolicyConfig, PolicyConfigError, load_policy_config, write_policy_json
@@ -181,6 +182,7 @@ def export_bundle(
     quant: str | None = None,
     calibration: int = DEFAULT_CALIBRATION,
     share_weights: bool | str = "auto",
+    size_budget: float | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Export a checkpoint to a bundle directory; returns the manifest written there.
@@ -190,10 +192,13 @@ def export_bundle(
     FLOPs and parameters are counted here. Each format checks its own parity before anything is moved.
     ``quant`` names a recipe of ``ondevice.quant`` for the one format it targets: ExecuTorch recipes are
     calibrated on ``calibration`` training images where they need it, and the quantized program's top-1 on the
-    test split is recorded per sub-network under the recipe's name. ``share_weights`` goes to
-    :func:`ondevice.export.executorch.export_executorch`.
+    test split is recorded per sub-network under the recipe's name. ``share_weights`` and ``size_budget`` (the
+    "auto" plan's, None: its default) go to :func:`ondevice.export.executorch.export_executorch`.
     """
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if size_budget is not None and share_weights != "auto":
+        raise ValueError(f"a size budget applies to share_weights 'auto' only, not {share_weights!r}")
+    budget = DEFAULT_SIZE_BUDGET if size_budget is None else check_size_budget(size_budget)
     names = resolve_formats(formats)
     if not names:
         raise MissingExtraError("--format all: no export format has its dependencies installed")
@@ -220,7 +225,9 @@ def export_bundle(
                 if recipe is not None:
                     images = calibration_images(data.train, calibration, seed=state["train_config"]["seed"])
                     quantize, rtol = segment_quantizer(recipe, images), recipe.parity_rtol
-                entry = export(model, target, quantize=quantize, rtol=rtol, share_weights=share_weights)
+                entry = export(
+                    model, target, quantize=quantize, rtol=rtol, share_weights=share_weights, size_budget=budget
+                )
             else:
                 compression = recipe.compression if recipe is not None else None
                 entry = export(model, target, settings, compression=compression)
@@ -362,6 +369,14 @@ def add_export_parser(verbs: Any) -> None:
         "them, none none (docs/export.md)",
     )
     p.add_argument(
+        "--size-budget",
+        type=float,
+        default=None,
+        help=f"executorch, --share-weights auto: the largest program size / static super-net size (default "
+        f"{DEFAULT_SIZE_BUDGET}); a larger one keeps more convs copied, so sub-networks that skip stages pay fewer "
+        "affines",
+    )
+    p.add_argument(
         "--quant",
         default=None,
         metavar="RECIPE",
@@ -387,6 +402,7 @@ def run_export(args: argparse.Namespace) -> int:
         quant=args.quant,
         calibration=args.calibration,
         share_weights=args.share_weights,
+        size_budget=args.size_budget,
     )
     for fmt, entry in manifest["formats"].items():
         size = entry.get("size_bytes")

@@ -175,6 +175,19 @@ def test_auto_sharing_leaves_a_small_program_alone_and_fits_a_large_one_in_the_b
     assert plan.extra_bytes <= 0.10 * plan.super_net_bytes
     assert entry["size_bytes"] / static["size_bytes"] <= 1.10
 
+    # A larger budget keeps more copies: fewer affines for the sub-networks that skip, a larger program.
+    roomy = export_executorch(model, tmp_path / "roomy.pte", size_budget=1.3)
+    assert roomy["size_budget"] == 1.3 and roomy["norm_pairs_shared"] == len(auto_sharing_plan(model, 1.3).skip_pairs)
+    assert 0 < roomy["norm_pairs_shared"] < entry["norm_pairs_shared"]
+    assert entry["size_bytes"] < roomy["size_bytes"] <= 1.3 * static["size_bytes"]
+
+
+@pytest.mark.parametrize("budget", [0.9, float("nan")])
+def test_a_size_budget_below_the_super_net_is_a_clear_error_and_writes_nothing(budget, tmp_path):
+    with pytest.raises(ValueError, match="at least 1.0"):
+        export_executorch(tiny_model(), tmp_path / "model.pte", size_budget=budget)
+    assert not list(tmp_path.iterdir())
+
 
 def test_quantize_hook_sees_every_segment_with_its_input(exported):
     _, _, _, _, calls = exported

@@ -356,6 +356,19 @@ def test_export_refuses_to_replace_a_directory_that_is_not_a_bundle(bundle, tmp_
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--size-budget", "0.5"], "at least 1.0; got 0.5"),
+        (["--share-weights", "none", "--size-budget", "1.3"], "applies to share_weights 'auto' only"),
+    ],
+)
+def test_a_size_budget_that_cannot_apply_is_an_error_before_any_work(bundle, tmp_path, capsys, flags, message):
+    assert main(["export", str(bundle[2]), "--out", str(tmp_path / "b"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_eval_json_of_another_checkpoint_is_ignored(tmp_path):
     ckpt = write_run(tmp_path / "run", tiny_model())
     assert find_eval_json(ckpt) == tmp_path / "run" / "eval.json"

@@ -51,6 +51,7 @@ from .norm_sharing import (
     SHARE_BRANCHES,
     SMALL_PROGRAM_EXTRA_BYTES,
     SharingPlan,
+    check_size_budget,
     plan_norm_sharing,
     share_entry_contexts,
     share_skip_norms,
@@ -435,7 +436,9 @@ def export_executorch(
         share_contexts: with a share_weights other than "auto", entry norms that follow the previous gate
             compute their after-skip statistics as the after-run ones plus a per-channel affine, so each entry
             conv is stored once, not once per context (True; False folds each context into its own copy).
-        size_budget: the "auto" plan's target, program size / static super-net program size (1.10).
+        size_budget: the "auto" plan's target, program size / static super-net program size (1.10; >= 1). A larger
+            budget keeps more copies and rewrites fewer norms, so the sub-networks that skip pay fewer affines
+            (docs/export.md, "Size against speed").
         atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
             gate settings (rtol for quantized programs).
 
@@ -444,6 +447,7 @@ def export_executorch(
     """
     from executorch.exir import to_edge
 
+    check_size_budget(size_budget)
     with eval_mode(model):
         n = model.num_stages
         mode = _share_mode(share_weights)
@@ -485,6 +489,7 @@ def export_executorch(
         "shared_weights": mode or "none",
         "norm_pairs_shared": norms_shared,
         "entry_norms_shared": contexts_shared,
+        **({"size_budget": size_budget} if mode == "auto" else {}),
         "non_delegated_ops": ops["non_delegated_ops"],
         "parity_max_abs_diff": worst,
     }

@@ -33,6 +33,7 @@ __all__ = [
     "SHARE_BRANCHES",
     "SMALL_PROGRAM_EXTRA_BYTES",
     "SharingPlan",
+    "check_size_budget",
     "plan_norm_sharing",
     "share_entry_contexts",
     "share_skip_norms",
@@ -46,6 +47,13 @@ DEFAULT_SIZE_BUDGET = 1.10
 # Extra bytes "auto" always allows: below this the download saving is not worth an op on every call of the
 # sub-networks that skip (resnet20_adn at 28x28: 0.7 MB of copies; sharing them cost its base-net ~3%).
 SMALL_PROGRAM_EXTRA_BYTES = 1 << 20
+
+
+def check_size_budget(size_budget: float) -> float:
+    """``size_budget`` if it is a usable "auto" target (program size / static super-net size, >= 1), else ValueError."""
+    if not size_budget >= 1.0:  # also rejects NaN
+        raise ValueError(f"the size budget is program size / static super-net size, at least 1.0; got {size_budget}")
+    return size_budget
 
 
 def _channel_affine(ratio: Tensor, shift: Tensor) -> nn.Conv2d:
