@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py --cache runs/bench_scale --out runs/bench_scale.json
     python benchmarks/bench_scale.py --models mobilenet_v2_adn resnet50_adn --layouts none skip --operators
+    python benchmarks/bench_scale.py --models mobilenet_v2_adn --size-budgets 1.2 1.5 --pair-rounds 100
 
 Per model (random weights, random BatchNorm statistics and affines, entry norms with statistics per previous
 gate as a trained checkpoint has them unless --no-entry-contexts, 3x224x224, 1000 classes), four
@@ -9,6 +10,7 @@ sub-networks are timed: the super-net (all F), the base-net (all T) and two mixe
 Programs, timed in one interleaved loop per model (every call once per round, shuffled order), 1 thread:
   gated              forward(image, gates), the default layout: share_weights="auto" (ondevice.export.executorch)
   gated_<mode>       the same with share_weights=<mode> (--layouts none skip run)
+  gated_budget<B>    the "auto" plan with another size budget B (--size-budgets 1.2 1.5): the size/speed frontier
   static             one program per timed sub-network (no cond, one delegate)
   int8               the gated program with the int8-static recipe (PT2E, XNNPACK quantizer; random calibration)
   litert             one .tflite, one signature per timed sub-network (when the litert extra is installed)
@@ -16,7 +18,9 @@ Programs, timed in one interleaved loop per model (every call once per round, sh
 Every call follows whichever call the shuffle put before it (its weights cold in cache, as an app that
 classifies now and then finds them); --warm-rounds N adds a second loop in which every timed call runs right
 after an untimed call of itself (back-to-back inference), reported under "warm"; --pair-rounds N then times
-the gated program against each static one with no other program run ("pairs"). Ratios: of the medians
+each float gated program against each static one with no other program run ("pairs", per layout). With --out,
+the size/speed frontier of the float gated programs (size against gated/static per sub-network) is plotted
+beside the JSON as <out>_frontier.png. Ratios: of the medians
 ("gated_over_static") and the median over rounds of the two calls' ratio within a round, with its 95% CI
 ("gated_over_static_paired": both calls meet the same machine state, so it is the tighter one).
 Exports are cached in --cache (program + export time + peak RSS rise), so a rerun only times;
@@ -147,6 +151,12 @@ def export_all(model: AdnModel, name: str, cache: Path, args: argparse.Namespace
         records[f"gated_{mode}"] = cached(
             f"gated_{mode}", ".pte", lambda p, mode=mode: export_executorch(model, p, share_weights=mode, atol=atol)
         )
+    for budget in args.size_budgets:
+        records[f"gated_budget{budget:.2f}"] = cached(
+            f"gated_budget{budget:.2f}",
+            ".pte",
+            lambda p, budget=budget: export_executorch(model, p, size_budget=budget, atol=atol),
+        )
     for g in gates:
         records[f"static_{g}"] = cached(
             f"static_{g}", ".pte", lambda p, g=g: export_static_executorch(model, g, p, atol=atol)
@@ -216,27 +226,76 @@ def pte_operators(path: str, inputs: list[torch.Tensor], runs: int) -> dict[str,
 
 def time_pairs(
     rt: Any, name: str, records: dict[str, dict[str, Any]], inputs: dict[str, list[torch.Tensor]], args: Any
-) -> dict[str, dict[str, Any]]:
-    """Per timed sub-network, the gated program and that sub-network's static program alone: freshly loaded, only the
-    two run, interleaved for ``args.pair_rounds`` rounds. The per-call cost of the gates with no other program run
-    in between."""
-    pairs = {}
-    for g, (image, gates) in inputs.items():
-        log(f"timing {name} {g}: gated and static alone, {args.pair_rounds} rounds ...")
-        gated = rt.load_program(records["gated"]["path"]).load_method("forward")
-        static = rt.load_program(records[f"static_{g}"]["path"]).load_method("forward")
-        calls = {
-            "gated": lambda m=gated, a=[image, gates]: m.execute(a),
-            "static": lambda m=static, a=[image]: m.execute(a),
-        }
-        timed = interleaved_latency(calls, runs=args.pair_rounds, warmup=args.warmup, keep_samples=True)
-        pairs[g] = {
-            "gated_ms": timed["gated"]["median_ms"],
-            "static_ms": timed["static"]["median_ms"],
-            "gated_over_static": _ratio(timed["gated"]["median_ms"], timed["static"]["median_ms"]),
-            "gated_over_static_paired": paired_ratio(timed["gated"]["samples_ms"], timed["static"]["samples_ms"]),
-        }
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per float gated layout and timed sub-network: that program and the sub-network's static program alone, freshly
+    loaded, only the two run, interleaved for ``args.pair_rounds`` rounds. The per-call cost of the gates with no
+    other program run in between. Returns {layout: {gates: ...}}."""
+    pairs: dict[str, dict[str, dict[str, Any]]] = {}
+    for layout in (k for k in gated_layouts(records) if k != "int8"):
+        pairs[layout] = {}
+        for g, (image, gates) in inputs.items():
+            log(f"timing {name} {g}: {layout} and static alone, {args.pair_rounds} rounds ...")
+            gated_program = rt.load_program(records[layout]["path"])
+            static_program = rt.load_program(records[f"static_{g}"]["path"])
+            gated, static = gated_program.load_method("forward"), static_program.load_method("forward")
+            calls = {
+                "gated": lambda m=gated, a=[image, gates]: m.execute(a),
+                "static": lambda m=static, a=[image]: m.execute(a),
+            }
+            timed = interleaved_latency(calls, runs=args.pair_rounds, warmup=args.warmup, keep_samples=True)
+            pairs[layout][g] = {
+                "gated_ms": timed["gated"]["median_ms"],
+                "static_ms": timed["static"]["median_ms"],
+                "gated_over_static": _ratio(timed["gated"]["median_ms"], timed["static"]["median_ms"]),
+                "gated_over_static_paired": paired_ratio(timed["gated"]["samples_ms"], timed["static"]["samples_ms"]),
+            }
     return pairs
+
+
+def plot_frontier(result: dict[str, Any], path: Path) -> Path:
+    """Per model, each float gated program's size (x the static super-net) against its gated/static latency per
+    timed sub-network (pairs timing where measured, else the cold loop's paired medians): the size/speed trade-off
+    of the weight-sharing plans."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = result["models"]
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
+    for ax, (name, section) in zip(axes[0], models.items()):
+        pairs = section.get("pairs")
+        if pairs:
+            ratios = {
+                k: {g: v["gated_over_static_paired"]["median"] for g, v in per.items()} for k, per in pairs.items()
+            }
+        else:
+            paired = section["gated_over_static_paired"]
+            ratios = {k: {g: v["median"] for g, v in per.items()} for k, per in paired.items()}
+        ratios = {k: v for k, v in ratios.items() if k != "int8"}
+        sizes = section["size_ratio_over_static_super"]
+        gates = list(next(iter(ratios.values())))
+        for index, g in enumerate(gates):
+            points = sorted((sizes[k], ratios[k][g]) for k in ratios)
+            ax.plot(*zip(*points), "o-", color=f"C{index}", label=g)
+        for k in ratios:
+            ax.annotate(
+                k.removeprefix("gated_") if k != "gated" else "default",
+                (sizes[k], max(ratios[k].values())),
+                textcoords="offset points",
+                xytext=(3, 4),
+                fontsize=7,
+            )
+        ax.axhline(1.0, color="0.5", lw=0.8)
+        ax.set_xlabel("program size / static super-net program")
+        ax.set_ylabel("latency gated / static" + (" (pairs)" if pairs else " (cold loop)"))
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title="sub-network", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _ratio(a: float, b: float) -> float:
@@ -334,6 +393,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=[],
         choices=("none", "skip", "run"),
         help="more gated layouts (share_weights modes) of every model, beside the default (auto)",
+    )
+    parser.add_argument(
+        "--size-budgets",
+        nargs="*",
+        type=float,
+        default=[],
+        help="more gated programs: the auto plan with these size budgets (program / static super-net), e.g. 1.2 1.5",
     )
     parser.add_argument(
         "--no-entry-contexts",
@@ -453,6 +519,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             result["models"][name]["operators_super"] = profiles
     print_json(result, args.out)
+    if args.out:
+        log(f"wrote {plot_frontier(result, Path(args.out).with_name(Path(args.out).stem + '_frontier.png'))}")
     return result
 
 

@@ -242,10 +242,12 @@ def test_gated_executorch_program_follows_the_previous_gate(tmp_path):
     from ondevice.models import gates_tensor
 
     model = contextual_tiny_model()
-    entry = export_executorch(model, tmp_path / "model.pte", share_weights="none")
+    entry = export_executorch(model, tmp_path / "model.pte", share_weights="none", share_contexts=True)
     assert entry["parity_max_abs_diff"] <= PARITY_ATOL
     contexts = sum(isinstance(m, ContextBatchNorm2d) for m in model.modules())
     assert entry["entry_norms_shared"] == contexts == 6  # each entry conv stored once, not once per context
+    none = export_executorch(model, tmp_path / "none.pte", share_weights="none")
+    assert none["entry_norms_shared"] == 0 and none["size_bytes"] > entry["size_bytes"]  # "none": nothing rewritten
     forward = Runtime.get().load_program(tmp_path / "model.pte").load_method("forward")
     pooled = copy.deepcopy(model)  # the same network without contexts: what a program that ignored them computes
     for m in pooled.modules():

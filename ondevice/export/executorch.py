@@ -414,7 +414,7 @@ def export_executorch(
     *,
     quantize: QuantizeSegments | None = None,
     share_weights: bool | str = "auto",
-    share_contexts: bool = True,
+    share_contexts: bool | None = None,
     size_budget: float = DEFAULT_SIZE_BUDGET,
     atol: float = PARITY_ATOL,
     rtol: float = 0.0,
@@ -433,9 +433,10 @@ def export_executorch(
             False / "none": every mandatory conv folded with each norm, stored twice. "skip" (or True): every
             one stored once, the skip branches pay a per-channel affine per rewritten norm; "run": stored once,
             the run branches pay it (slow at larger inputs, see docs/export.md).
-        share_contexts: with a share_weights other than "auto", entry norms that follow the previous gate
+        share_contexts: with a share_weights other than "auto", whether entry norms that follow the previous gate
             compute their after-skip statistics as the after-run ones plus a per-channel affine, so each entry
-            conv is stored once, not once per context (True; False folds each context into its own copy).
+            conv is stored once, not once per context (False folds each context into its own copy). None
+            (default): as share_weights says, so "skip" and "run" rewrite them and "none" rewrites nothing.
         size_budget: the "auto" plan's target, program size / static super-net program size (1.10; >= 1). A larger
             budget keeps more copies and rewrites fewer norms, so the sub-networks that skip pay fewer affines
             (docs/export.md, "Size against speed").
@@ -451,7 +452,8 @@ def export_executorch(
     with eval_mode(model):
         n = model.num_stages
         mode = _share_mode(share_weights)
-        segments, norms_shared, contexts_shared = _segments(model, mode, share_contexts, size_budget)
+        contexts = mode is not None if share_contexts is None else share_contexts
+        segments, norms_shared, contexts_shared = _segments(model, mode, contexts, size_budget)
         # Quantized segments keep NCHW boundaries: the program traces a quantized segment's channels-last output
         # as contiguous while XNNPACK writes it NHWC, and the runtime rejects the shape (ExecuTorch 1.5).
         segments = _channels_last_boundaries(segments) if quantize is None else quantize(segments)
