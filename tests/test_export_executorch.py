@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tiny_models import contextual_tiny_model
 from torch import nn
 
 from ondevice.export.common import PARITY_ATOL, ExportError
@@ -13,9 +14,10 @@ from ondevice.export.executorch import (
     export_executorch,
     export_static_executorch,
     program_ops,
+    stage_groups,
 )
 from ondevice.export.norm_sharing import plan_norm_sharing, share_skip_norms
-from ondevice.models import Gates, all_gates, build_model, covering_gates, gates_tensor
+from ondevice.models import Gates, all_gates, build_model, covering_gates, gates_tensor, model_segments
 
 GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
 
@@ -244,13 +246,47 @@ def test_activations_cross_stage_boundaries_channels_last():
     """Between the stages of a conv network the activations cross channels-last, XNNPACK's layout (no transpose
     each way at every delegate boundary), with the same values; the image and the logits keep their layout."""
     segments, _, _ = _segments(tiny_model(), None, share_contexts=False)
-    nhwc = _channels_last_boundaries(segments)
-    assert nhwc.examples[0] is segments.examples[0]
-    assert all(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for x in nhwc.examples[1:])
-    last = len(nhwc.branches) - 1
+    stages, examples = _channels_last_boundaries(segments.branches, segments.examples)
+    assert examples[0] is segments.examples[0]
+    assert all(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for x in examples[1:])
+    last = len(stages) - 1
     with torch.no_grad():
-        for i, branches in enumerate(nhwc.branches):
+        for i, branches in enumerate(stages):
             for key, module in branches.items():
-                y = module(nhwc.examples[i])
+                y = module(examples[i])
                 assert torch.allclose(y, segments.branches[i][key](segments.examples[i]), atol=1e-5)
                 assert (y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)) == (i < last)
+
+
+def test_stages_share_a_delegate_only_behind_a_large_boundary_and_two_gates_deep():
+    """By hand: resnet20_adn at 16x16 takes 16x16x16 floats into stage 1 (16 KB) and 32x8x8 into stage 2 (8 KB)."""
+    plain, contextual = model_segments(tiny_model()), model_segments(contextual_tiny_model())
+    assert [x.numel() * 4 for x in plain.examples] == [1024, 16384, 8192]
+    assert stage_groups(plain, None) == stage_groups(plain, 16385) == [(0,), (1,), (2,)]
+    assert stage_groups(plain, 16384) == [(0, 1), (2,)]
+    assert stage_groups(plain, 8192) == [(0, 1), (2,)]  # a third stage would make the cond tree three deep
+    assert stage_groups(contextual, 8192) == [(0, 1), (2,)]  # stage 2 follows gate 1: own gate + previous
+
+
+def _delegate_count(path) -> int:
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    return len(deserialize_pte_binary(path.read_bytes()).program.execution_plan[0].delegates)
+
+
+def test_merged_stages_run_every_gate_setting_like_eager_pytorch(tmp_path):
+    """Stages 0 and 1 in one delegate per (gate 0, gate 1), stage 2 per (gate 1, gate 2): 8 delegates, not 10."""
+    from executorch.runtime import Runtime
+
+    model = contextual_tiny_model()
+    split = export_executorch(model, tmp_path / "split.pte", merge_boundaries_over=None)
+    merged = export_executorch(model, tmp_path / "merged.pte", merge_boundaries_over=16384)
+    assert split["stage_groups"] == [[0], [1], [2]] and merged["stage_groups"] == [[0, 1], [2]]
+    assert [_delegate_count(tmp_path / f) for f in ("split.pte", "merged.pte")] == [2 + 4 + 4, 4 + 4]
+    forward = Runtime.get().load_program(tmp_path / "merged.pte").load_method("forward")
+    x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+    for gates in all_gates(3):
+        with torch.no_grad():
+            got, want = forward.execute([x, gates_tensor(gates, 3)])[0], model(x, gates)
+        torch.testing.assert_close(got, want, atol=PARITY_ATOL, rtol=0)
+    assert merged["size_bytes"] == pytest.approx(split["size_bytes"], rel=0.05)  # the variants share their weights

@@ -10,8 +10,13 @@ look inside cond branches, so a plain cond would run them on the slow portable k
 A model whose entry norms follow the previous stage's gate (``norm_stats.enable_entry_contexts``) has
 two of each for stages 1..S-1, picked by a second cond on ``gates[i-1]``.
 The stem is lowered into both branches of stage 0 and the head into both branches of stage S-1,
-so a call runs S delegates, not S + 2. XNNPACK stores constants by content hash, so weights that
-are byte-identical in two branches are stored once. But XNNPACK folds each BatchNorm into its conv,
+so a call runs S delegates, not S + 2. Where the activation between two stages is large
+(``MERGE_BOUNDARY_BYTES`` per image or more, e.g. the 3.2 MB map after resnet50_adn's first stage at
+224x224), the two share their delegates instead: one per setting of their gates, picked by a
+two-level cond tree (``stage_groups``), since such a boundary costs more than the extra variants.
+
+XNNPACK stores constants by content hash, so weights that are byte-identical in two branches are
+stored once. But XNNPACK folds each BatchNorm into its conv,
 and a conv that meets two norms (a mandatory conv's main and ``*_skip`` norm, an entry conv's two
 contexts) is stored twice unless one norm is computed as the other plus a per-channel affine
 (``norm_sharing``). ``share_weights="auto"`` (default) does that for the norms that save the most
@@ -32,6 +37,7 @@ take without conversion.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import operator
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,7 +49,6 @@ from torch import Tensor, nn
 from ..atomic import atomic_path
 from ..models import AdnModel, Gates, GatesLike, Segments, covering_gates, gates_tensor, model_segments
 from ..models.modes import eval_mode
-from ..models.segments import BranchKey, segment_name
 from ..native_log import start_executorch_threadpool
 from .common import PARITY_ATOL, ExportError, FixedGates, parity_inputs
 from .norm_sharing import (
@@ -64,6 +69,7 @@ __all__ = [
     "export_executorch",
     "export_static_executorch",
     "program_ops",
+    "stage_groups",
 ]
 
 # Operators that must never run outside a delegate: a convolution or matmul left to ExecuTorch's portable
@@ -72,6 +78,9 @@ HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scal
 # What each XNNPACK delegate adds to a program beyond its weights (its graph): ~4 KB for resnet20_adn's segments,
 # ~5 KB for mobilenet_v2_adn's at 224x224.
 _DELEGATE_BYTES = 5 * 1024
+# A stage boundary whose activation is at least this large (bytes per image) costs more between two delegates than
+# inside one: resnet50_adn at 224x224, the 3.2 MB map after stage 0 cost its base-net ~2% (docs/export.md).
+MERGE_BOUNDARY_BYTES = 2 << 20
 
 # Quantization of a program's segments (the recipes of ``ondevice.quant``): float segments -> quantized segments.
 QuantizeSegments = Callable[[Segments], Segments]
@@ -222,26 +231,26 @@ def _feeds_conv(segment: nn.Module, x: Tensor) -> bool:
     return fed
 
 
-def _channels_last_boundaries(segments: Segments) -> Segments:
-    """The segments with every activation between stages channels-last where the next stage takes it to a conv.
+def _channels_last_boundaries(
+    stages: list[dict[Any, nn.Module]], examples: list[Tensor]
+) -> tuple[list[dict[Any, nn.Module]], list[Tensor]]:
+    """Each delegate's variants and example input (per stage or group of stages), with every activation between
+    delegates channels-last where the next one takes it to a conv.
 
     Inside a delegate XNNPACK computes convs in NHWC; an NCHW activation at a delegate's input or output costs a
-    transpose each way, on every boundary between stages. A feature map that every branch of the next stage feeds
-    to a conv crosses channels-last instead (the producing segments end in a channels-last copy, the consuming
-    ones are exported with a channels-last example); the image and the logits keep their layout.
+    transpose each way, on every boundary. A feature map that every variant of the next delegate feeds to a conv
+    crosses channels-last instead (the producing variants end in a channels-last copy, the consuming ones are
+    exported with a channels-last example); the image and the logits keep their layout.
     """
     nhwc = [
-        i > 0 and x.dim() == 4 and all(_feeds_conv(m, x) for m in branches.values())
-        for i, (branches, x) in enumerate(zip(segments.branches, segments.examples))
+        i > 0 and x.dim() == 4 and all(_feeds_conv(m, x) for m in variants.values())
+        for i, (variants, x) in enumerate(zip(stages, examples))
     ] + [False]
-    return Segments(
-        [
-            {key: _ChannelsLastOutput(m) if nhwc[i + 1] else m for key, m in branches.items()}
-            for i, branches in enumerate(segments.branches)
-        ],
-        [x.contiguous(memory_format=torch.channels_last) if nhwc[i] else x for i, x in enumerate(segments.examples)],
-        segments.contextual,
-    )
+    stages = [
+        {key: _ChannelsLastOutput(m) if nhwc[i + 1] else m for key, m in variants.items()}
+        for i, variants in enumerate(stages)
+    ]
+    return stages, [x.contiguous(memory_format=torch.channels_last) if nhwc[i] else x for i, x in enumerate(examples)]
 
 
 def _outside_delegates(program: torch.export.ExportedProgram) -> set[str]:
@@ -250,45 +259,78 @@ def _outside_delegates(program: torch.export.ExportedProgram) -> set[str]:
     return {n.target.__name__ for n in program.graph.nodes if n.op == "call_function" and n.target not in skip}
 
 
-class _PreviousSwitch(nn.Module):
-    """``(x, previous_skipped) -> cond(previous_skipped, after_skip, after_run)(x)``: a contextual stage's delegate
-    picked by the previous stage's gate. The predicate comes in computed: an op inside a nested cond branch
-    gets memory that overlaps the activations of the program around it (ExecuTorch 1.5)."""
+def stage_groups(segments: Segments, merge_over: int | None = MERGE_BOUNDARY_BYTES) -> list[tuple[int, ...]]:
+    """The stages each delegate runs: a stage joins the one before it where the activation between them is at least
+    ``merge_over`` bytes per image and the group's cond tree stays two deep (its own gates, and the previous gate
+    for a group with entry contexts after stage 0). None: one stage per delegate."""
+    groups = [[0]]
+    for index in range(1, segments.num_stages):
+        group, x = groups[-1], segments.examples[index]
+        depth = len(group) + 1 + (segments.contextual and group[0] > 0)
+        if merge_over is not None and x.numel() * x.element_size() >= merge_over and depth <= 2:
+            group.append(index)
+        else:
+            groups.append([index])
+    return [tuple(group) for group in groups]
 
-    def __init__(self, after_skip: nn.Module, after_run: nn.Module) -> None:
+
+def _group_gates(group: tuple[int, ...], contextual: bool) -> tuple[int, ...]:
+    """The gates that pick a group's delegate: its own, then the previous stage's where its entry norms follow it."""
+    return (*group, group[0] - 1) if contextual and group[0] > 0 else group
+
+
+def _group_variants(segments: Segments, group: tuple[int, ...]) -> dict[tuple[bool, ...], nn.Module]:
+    """One module per setting of the group's gates (``_group_gates`` order): its stages' segments in a row."""
+    gates = _group_gates(group, segments.contextual)
+    variants = {}
+    for setting in itertools.product((True, False), repeat=len(gates)):
+        value = dict(zip(gates, setting))
+        stages = [segments.branches[i][(value[i - 1] if segments.contextual and i else None, value[i])] for i in group]
+        variants[setting] = stages[0] if len(stages) == 1 else nn.Sequential(*stages)
+    return variants
+
+
+class _Switch(nn.Module):
+    """``(x, skipped, *rest) -> cond(skipped, on_skip, on_run)(x, *rest)``: one level of a group's cond tree, whose
+    leaves are its delegates. The predicates come in computed: an op inside a nested cond branch gets memory that
+    overlaps the activations of the program around it (ExecuTorch 1.5)."""
+
+    def __init__(self, on_skip: nn.Module, on_run: nn.Module) -> None:
         super().__init__()
-        self.after_skip = after_skip
-        self.after_run = after_run
+        self.on_skip = on_skip
+        self.on_run = on_run
 
-    def forward(self, x: Tensor, previous_skipped: Tensor) -> Tensor:
-        return torch.cond(previous_skipped, self.after_skip, self.after_run, (x,))
+    def forward(self, x: Tensor, skipped: Tensor, *rest: Tensor) -> Tensor:
+        return torch.cond(skipped, self.on_skip, self.on_run, (x, *rest))
+
+
+def _variant_name(group: tuple[int, ...], setting: tuple[bool, ...]) -> str:
+    """The lowering's method name of one variant: its stages and the setting of its gates, e.g. ``stages0to1_TF``."""
+    stages = f"stages{group[0]}" + (f"to{group[-1]}" if len(group) > 1 else "")
+    return f"{stages}_{''.join('T' if skipped else 'F' for skipped in setting)}"
+
+
+def _cond_tree(leaves: dict[tuple[bool, ...], nn.Module], setting: tuple[bool, ...] = ()) -> nn.Module:
+    """The leaf for every setting of the gates, picked one gate per level."""
+    if setting in leaves:
+        return leaves[setting]
+    return _Switch(_cond_tree(leaves, (*setting, True)), _cond_tree(leaves, (*setting, False)))
 
 
 class _Gated(nn.Module):
-    """``forward(image, gates)``: per stage a cond on its gate over its two pre-lowered delegates, or, where its
-    entry norms follow the previous gate, over two :class:`_PreviousSwitch`."""
+    """``forward(image, gates)``: per group of stages (usually one) a cond tree on its gates over its pre-lowered
+    delegates."""
 
-    def __init__(self, stages: list[dict[BranchKey, nn.Module]]) -> None:
+    def __init__(self, groups: list[tuple[tuple[int, ...], dict[tuple[bool, ...], nn.Module]]]) -> None:
         super().__init__()
-        skips, runs = [], []
-        for branches in stages:
-            if (None, False) in branches:
-                skips.append(branches[(None, True)])
-                runs.append(branches[(None, False)])
-            else:
-                skips.append(_PreviousSwitch(branches[(True, True)], branches[(False, True)]))
-                runs.append(_PreviousSwitch(branches[(True, False)], branches[(False, False)]))
-        self.skips = nn.ModuleList(skips)
-        self.runs = nn.ModuleList(runs)
+        self.group_gates = [gates for gates, _ in groups]
+        self.trees = nn.ModuleList(_cond_tree(leaves) for _, leaves in groups)
 
     def forward(self, image: Tensor, gates: Tensor) -> Tensor:
         skipped = gates != 0
         x = image
-        for index, (skip, run) in enumerate(zip(self.skips, self.runs)):
-            if isinstance(skip, _PreviousSwitch):
-                x = torch.cond(skipped[index], skip, run, (x, skipped[index - 1]))
-            else:
-                x = torch.cond(skipped[index], skip, run, (x,))
+        for indices, tree in zip(self.group_gates, self.trees):
+            x = tree(x, *(skipped[i] for i in indices))
         return x
 
 
@@ -416,6 +458,7 @@ def export_executorch(
     share_weights: bool | str = "auto",
     share_contexts: bool | None = None,
     size_budget: float = DEFAULT_SIZE_BUDGET,
+    merge_boundaries_over: int | None = MERGE_BOUNDARY_BYTES,
     atol: float = PARITY_ATOL,
     rtol: float = 0.0,
 ) -> dict[str, Any]:
@@ -440,6 +483,9 @@ def export_executorch(
         size_budget: the "auto" plan's target, program size / static super-net program size (1.10; >= 1). A larger
             budget keeps more copies and rewrites fewer norms, so the sub-networks that skip pay fewer affines
             (docs/export.md, "Size against speed").
+        merge_boundaries_over: a stage shares the delegate (and cond tree) of the stage before it where the
+            activation between them is at least this many bytes per image (float programs; ``stage_groups``).
+            None: one delegate per stage.
         atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
             gate settings (rtol for quantized programs).
 
@@ -454,18 +500,30 @@ def export_executorch(
         mode = _share_mode(share_weights)
         contexts = mode is not None if share_contexts is None else share_contexts
         segments, norms_shared, contexts_shared = _segments(model, mode, contexts, size_budget)
-        # Quantized segments keep NCHW boundaries: the program traces a quantized segment's channels-last output
-        # as contiguous while XNNPACK writes it NHWC, and the runtime rejects the shape (ExecuTorch 1.5).
-        segments = _channels_last_boundaries(segments) if quantize is None else quantize(segments)
+        # Quantized segments keep one stage per delegate and NCHW boundaries: the program traces a quantized
+        # segment's channels-last output as contiguous while XNNPACK writes it NHWC, and the runtime rejects the
+        # shape (ExecuTorch 1.5).
+        groups = stage_groups(segments, merge_boundaries_over if quantize is None else None)
+        if quantize is not None:
+            segments = quantize(segments)
+        variants = [_group_variants(segments, group) for group in groups]
+        examples = [segments.examples[group[0]] for group in groups]
+        if quantize is None:
+            variants, examples = _channels_last_boundaries(variants, examples)
         delegates = _lowered_delegates(
-            {segment_name(i, key): (m, segments.examples[i]) for i, key, m in segments.items()}
+            {
+                _variant_name(group, setting): (m, examples[g])
+                for g, group in enumerate(groups)
+                for setting, m in variants[g].items()
+            }
         )
-        stages = [
-            {key: delegates[segment_name(i, key)] for key in branches} for i, branches in enumerate(segments.branches)
+        trees = [
+            (_group_gates(group, segments.contextual), {s: delegates[_variant_name(group, s)] for s in variants[g]})
+            for g, group in enumerate(groups)
         ]
         example = model.example_input()
         # strict=True: the composite of pre-lowered delegates fails non-strict ("convert all Tensors to FakeTensors").
-        gated = torch.export.export(_Gated(stages), (example, gates_tensor(None, n)), strict=True)
+        gated = torch.export.export(_Gated(trees), (example, gates_tensor(None, n)), strict=True)
         # The top level holds only delegates, gate selects and conds: no partitioner needed (2x faster).
         program = to_edge(gated).to_executorch()
         ops = _check_delegated(program, "gated program")
@@ -492,6 +550,7 @@ def export_executorch(
         "norm_pairs_shared": norms_shared,
         "entry_norms_shared": contexts_shared,
         **({"size_budget": size_budget} if mode == "auto" else {}),
+        "stage_groups": [list(group) for group in groups],
         "non_delegated_ops": ops["non_delegated_ops"],
         "parity_max_abs_diff": worst,
     }
