@@ -429,6 +429,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
+    for budget in args.size_budgets:
+        if not budget >= 1.0:
+            parser.error(f"--size-budgets: {budget} is below 1.0 (a budget is program size / static super-net size)")
     args.litert = args.litert and litert_available()
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench_scale_"))
     cache.mkdir(parents=True, exist_ok=True)
