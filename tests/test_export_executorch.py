@@ -1,5 +1,7 @@
 """ExecuTorch export: one gated program, every heavy op on XNNPACK, parity with eager for every gate setting."""
 
+import itertools
+
 import pytest
 import torch
 from tiny_models import contextual_tiny_model
@@ -144,16 +146,38 @@ def test_auto_sharing_takes_the_most_bytes_per_affine_element_until_the_budget_f
     plan = plan_norm_sharing(model, budget)
     allowed = (budget - 1) * plan.super_net_bytes
     ratio = {n: saved[n] / e for n, (_, e) in sites.items()}
-    extra = sum(b for b, _ in sites.values()) - sum(saved[n] for n in plan.skip_pairs)
+    extra = sum(b for b, _ in sites.values()) - sum(saved[n] for n in plan.pairs)
     assert plan.contexts == set() and plan.extra_bytes == extra
-    if plan.skip_pairs:  # the best bytes per element first, and no more than needed
-        assert min(ratio[n] for n in plan.skip_pairs) >= max(
-            (ratio[n] for n in sites if n not in plan.skip_pairs), default=0
-        )
-        assert extra <= allowed < extra + min(saved[n] for n in plan.skip_pairs) or len(plan.skip_pairs) == len(sites)
+    if plan.pairs:  # the best bytes per element first, and no more than needed
+        assert min(ratio[n] for n in plan.pairs) >= max((ratio[n] for n in sites if n not in plan.pairs), default=0)
+        assert extra <= allowed < extra + min(saved[n] for n in plan.pairs) or len(plan.pairs) == len(sites)
     else:
         assert extra <= allowed
-    assert 0 < len(plan_norm_sharing(model).skip_pairs) < len(sites)  # the case below is a real choice
+    assert 0 < len(plan_norm_sharing(model).pairs) < len(sites)  # the case below is a real choice
+
+
+@pytest.mark.parametrize("budget", [1.0, 1.1, 1.3])
+def test_auto_sharing_puts_each_affine_where_the_worst_sub_network_pays_least(budget):
+    """Against an exhaustive search by hand: a pair in layer<s> costs a sub-network its affine's elements when the
+    branch that carries it runs (skip branch: gate s-1 skips; run branch: it runs), relative to the sub-network's
+    FLOPs. The plan's placement is as good as the best of every placement, and better than all in skip branches."""
+    from ondevice.models.cost import count_flops
+
+    model = tiny_model()
+    plan = plan_norm_sharing(model, budget)
+    pairs = sorted(plan.pairs)
+    assert not plan.skip_pairs & plan.run_pairs
+    flops = {str(g): count_flops(model, g) for g in all_gates(3)}
+
+    def worst(on_run) -> float:
+        return max(
+            sum(_skip_site(model, n)[1] for n in pairs if (g[int(n[5]) - 1] == "T") != (n in on_run)) / f
+            for g, f in flops.items()
+        )
+
+    placements = (set(c) for k in range(len(pairs) + 1) for c in itertools.combinations(pairs, k))
+    assert worst(plan.run_pairs) == pytest.approx(min(map(worst, placements)))
+    assert worst(plan.run_pairs) < worst(set())
 
 
 def test_auto_sharing_leaves_a_small_program_alone_and_fits_a_large_one_in_the_budget(exported, tmp_path, monkeypatch):
@@ -170,16 +194,16 @@ def test_auto_sharing_leaves_a_small_program_alone_and_fits_a_large_one_in_the_b
     entry = export_executorch(model, tmp_path / "auto.pte")
     plan = auto_sharing_plan(model)
     assert entry["parity_max_abs_diff"] <= PARITY_ATOL
-    assert entry["norm_pairs_shared"] == len(plan.skip_pairs) > 0
-    saved = sum(_skip_site(model, n)[0] for n in plan.skip_pairs)
-    affines = sum(2 * 4 * model.get_submodule(n).num_features for n in plan.skip_pairs)  # r and c per channel
+    assert entry["norm_pairs_shared"] == len(plan.pairs) > 0
+    saved = sum(_skip_site(model, n)[0] for n in plan.pairs)
+    affines = sum(2 * 4 * model.get_submodule(n).num_features for n in plan.pairs)  # r and c per channel
     assert none["size_bytes"] - entry["size_bytes"] == pytest.approx(saved - affines, rel=0.02)
     assert plan.extra_bytes <= 0.10 * plan.super_net_bytes
     assert entry["size_bytes"] / static["size_bytes"] <= 1.10
 
     # A larger budget keeps more copies: fewer affines for the sub-networks that skip, a larger program.
     roomy = export_executorch(model, tmp_path / "roomy.pte", size_budget=1.3)
-    assert roomy["size_budget"] == 1.3 and roomy["norm_pairs_shared"] == len(auto_sharing_plan(model, 1.3).skip_pairs)
+    assert roomy["size_budget"] == 1.3 and roomy["norm_pairs_shared"] == len(auto_sharing_plan(model, 1.3).pairs)
     assert 0 < roomy["norm_pairs_shared"] < entry["norm_pairs_shared"]
     assert entry["size_bytes"] < roomy["size_bytes"] <= 1.3 * static["size_bytes"]
 
@@ -258,14 +282,20 @@ def test_activations_cross_stage_boundaries_channels_last():
                 assert (y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)) == (i < last)
 
 
-def test_stages_share_a_delegate_only_behind_a_large_boundary_and_two_gates_deep():
-    """By hand: resnet20_adn at 16x16 takes 16x16x16 floats into stage 1 (16 KB) and 32x8x8 into stage 2 (8 KB)."""
-    plain, contextual = model_segments(tiny_model()), model_segments(contextual_tiny_model())
-    assert [x.numel() * 4 for x in plain.examples] == [1024, 16384, 8192]
-    assert stage_groups(plain, None) == stage_groups(plain, 16385) == [(0,), (1,), (2,)]
-    assert stage_groups(plain, 16384) == [(0, 1), (2,)]
-    assert stage_groups(plain, 8192) == [(0, 1), (2,)]  # a third stage would make the cond tree three deep
-    assert stage_groups(contextual, 8192) == [(0, 1), (2,)]  # stage 2 follows gate 1: own gate + previous
+def test_neighbouring_stages_share_a_delegate_while_the_cond_tree_stays_two_gates_deep():
+    """By hand: pairs of stages; with entry contexts a group after stage 0 also follows the gate before it, so only
+    stages 0 and 1 can pair."""
+    from types import SimpleNamespace
+
+    def groups(num_stages: int, contextual: bool, merge: bool = True) -> list[tuple[int, ...]]:
+        return stage_groups(SimpleNamespace(num_stages=num_stages, contextual=contextual), merge)
+
+    assert groups(5, False) == [(0, 1), (2, 3), (4,)]
+    assert groups(4, False) == [(0, 1), (2, 3)]
+    assert groups(5, True) == [(0, 1), (2,), (3,), (4,)]
+    assert groups(1, True) == [(0,)]
+    assert groups(5, False, merge=False) == [(0,), (1,), (2,), (3,), (4,)]
+    assert stage_groups(model_segments(contextual_tiny_model())) == [(0, 1), (2,)]
 
 
 def _delegate_count(path) -> int:
@@ -279,8 +309,8 @@ def test_merged_stages_run_every_gate_setting_like_eager_pytorch(tmp_path):
     from executorch.runtime import Runtime
 
     model = contextual_tiny_model()
-    split = export_executorch(model, tmp_path / "split.pte", merge_boundaries_over=None)
-    merged = export_executorch(model, tmp_path / "merged.pte", merge_boundaries_over=16384)
+    split = export_executorch(model, tmp_path / "split.pte", merge_stages=False)
+    merged = export_executorch(model, tmp_path / "merged.pte")
     assert split["stage_groups"] == [[0], [1], [2]] and merged["stage_groups"] == [[0, 1], [2]]
     assert [_delegate_count(tmp_path / f) for f in ("split.pte", "merged.pte")] == [2 + 4 + 4, 4 + 4]
     forward = Runtime.get().load_program(tmp_path / "merged.pte").load_method("forward")

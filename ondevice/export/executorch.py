@@ -10,17 +10,19 @@ look inside cond branches, so a plain cond would run them on the slow portable k
 A model whose entry norms follow the previous stage's gate (``norm_stats.enable_entry_contexts``) has
 two of each for stages 1..S-1, picked by a second cond on ``gates[i-1]``.
 The stem is lowered into both branches of stage 0 and the head into both branches of stage S-1,
-so a call runs S delegates, not S + 2. Where the activation between two stages is large
-(``MERGE_BOUNDARY_BYTES`` per image or more, e.g. the 3.2 MB map after resnet50_adn's first stage at
-224x224), the two share their delegates instead: one per setting of their gates, picked by a
-two-level cond tree (``stage_groups``), since such a boundary costs more than the extra variants.
+so a call runs S delegates, not S + 2. Two neighbouring stages share their delegates where the cond
+tree that picks them stays two gates deep (``stage_groups``): one delegate per setting of their gates,
+a two-level cond tree, one delegate call and cond fewer per call. The variants share their weights,
+so the program hardly grows; a large boundary gains most (resnet50_adn at 224x224: the 3.2 MB map
+after its first stage cost its base-net ~2% between two delegates).
 
 XNNPACK stores constants by content hash, so weights that are byte-identical in two branches are
 stored once. But XNNPACK folds each BatchNorm into its conv,
 and a conv that meets two norms (a mandatory conv's main and ``*_skip`` norm, an entry conv's two
 contexts) is stored twice unless one norm is computed as the other plus a per-channel affine
 (``norm_sharing``). ``share_weights="auto"`` (default) does that for the norms that save the most
-bytes per activation element the affine touches, until the program is within 1.10x the static
+bytes per activation element the affine touches, each pair's affine in whichever branch keeps the
+worst sub-network's affine work per FLOP lowest, until the program is within 1.10x the static
 super-net program (estimated from the weights and ~5 KB per extra delegate; a program whose extra
 copies stay under 1 MB keeps them); ``"none"`` stores
 every such conv twice, ``"skip"`` shares all of them (affines in the skip branches), ``"run"`` puts
@@ -39,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +80,6 @@ HEAVY_OPS = ("conv", "mm", "linear", "matmul", "batch_norm", "layer_norm", "scal
 # What each XNNPACK delegate adds to a program beyond its weights (its graph): ~4 KB for resnet20_adn's segments,
 # ~5 KB for mobilenet_v2_adn's at 224x224.
 _DELEGATE_BYTES = 5 * 1024
-# A stage boundary whose activation is at least this large (bytes per image) costs more between two delegates than
-# inside one: resnet50_adn at 224x224, the 3.2 MB map after stage 0 cost its base-net ~2% (docs/export.md).
-MERGE_BOUNDARY_BYTES = 2 << 20
 
 # Quantization of a program's segments (the recipes of ``ondevice.quant``): float segments -> quantized segments.
 QuantizeSegments = Callable[[Segments], Segments]
@@ -259,15 +258,15 @@ def _outside_delegates(program: torch.export.ExportedProgram) -> set[str]:
     return {n.target.__name__ for n in program.graph.nodes if n.op == "call_function" and n.target not in skip}
 
 
-def stage_groups(segments: Segments, merge_over: int | None = MERGE_BOUNDARY_BYTES) -> list[tuple[int, ...]]:
-    """The stages each delegate runs: a stage joins the one before it where the activation between them is at least
-    ``merge_over`` bytes per image and the group's cond tree stays two deep (its own gates, and the previous gate
-    for a group with entry contexts after stage 0). None: one stage per delegate."""
+def stage_groups(segments: Segments, merge: bool = True) -> list[tuple[int, ...]]:
+    """The stages each delegate runs: a stage joins the one before it where the group's cond tree stays two deep
+    (its own gates, and the previous gate for a group with entry contexts after stage 0). ``merge=False``: one
+    stage per delegate."""
     groups = [[0]]
     for index in range(1, segments.num_stages):
-        group, x = groups[-1], segments.examples[index]
+        group = groups[-1]
         depth = len(group) + 1 + (segments.contextual and group[0] > 0)
-        if merge_over is not None and x.numel() * x.element_size() >= merge_over and depth <= 2:
+        if merge and depth <= 2:
             group.append(index)
         else:
             groups.append([index])
@@ -349,20 +348,23 @@ def _segments(
     """The model's segments, norms rewritten per ``share_weights`` (None, "auto", "skip" or "run") and
     ``share_contexts``; returns them, how many norm pairs share and how many entry norms share their contexts' conv.
     """
-    contexts = pairs = None  # None: every site
+    contexts = None  # None: every site
+    pairs: dict[str, Collection[str] | None] = {"run": None} if share_weights == "run" else {"skip": None}
     if share_weights == "auto":
         plan = auto_sharing_plan(model, size_budget)
-        contexts, pairs = plan.contexts, plan.skip_pairs
+        contexts, pairs = plan.contexts, {"skip": plan.skip_pairs, "run": plan.run_pairs}
+    elif share_weights is None:
+        pairs = {}
     contexts_shared = 0
     if share_contexts or share_weights == "auto":
         model, contexts_shared, _ = share_entry_contexts(model, contexts)
-    skip_model = run_model = model
+    branches = {"skip": model, "run": model}
     shared = 0
-    if share_weights == "run":
-        run_model, shared, _ = share_skip_norms(model, "run")
-    elif share_weights in ("skip", "auto"):
-        skip_model, shared, _ = share_skip_norms(model, "skip", pairs)
-    return model_segments(run_model, skip_model=skip_model), shared, contexts_shared
+    for branch, names in pairs.items():
+        if names is None or names:
+            branches[branch], rewritten, _ = share_skip_norms(model, branch, names)
+            shared += rewritten
+    return model_segments(branches["run"], skip_model=branches["skip"]), shared, contexts_shared
 
 
 SHARE_MODES = ("auto", *SHARE_BRANCHES)
@@ -458,7 +460,7 @@ def export_executorch(
     share_weights: bool | str = "auto",
     share_contexts: bool | None = None,
     size_budget: float = DEFAULT_SIZE_BUDGET,
-    merge_boundaries_over: int | None = MERGE_BOUNDARY_BYTES,
+    merge_stages: bool = True,
     atol: float = PARITY_ATOL,
     rtol: float = 0.0,
 ) -> dict[str, Any]:
@@ -470,9 +472,10 @@ def export_executorch(
         quantize: float segments -> quantized segments (a recipe of ``ondevice.quant``); parity is then
             checked against the quantized segments run eagerly, as one chain per sub-network.
         share_weights: "auto" (default): the norms whose rewrite saves the most weight bytes per activation
-            element its affine touches are computed as "other norm + per-channel affine" (skip branches and
-            after-skip contexts only), until the program is within ``size_budget`` x the static super-net's
-            (estimated: ``norm_sharing.plan_norm_sharing``); under 1 MB of copies, none (``auto_sharing_plan``).
+            element its affine touches are computed as "other norm + per-channel affine" (each main/skip pair's
+            affine in the branch that keeps the worst sub-network's affine work per FLOP lowest; after-skip
+            contexts), until the program is within ``size_budget`` x the static super-net's (estimated:
+            ``norm_sharing.plan_norm_sharing``); under 1 MB of copies, none (``auto_sharing_plan``).
             False / "none": every mandatory conv folded with each norm, stored twice. "skip" (or True): every
             one stored once, the skip branches pay a per-channel affine per rewritten norm; "run": stored once,
             the run branches pay it (slow at larger inputs, see docs/export.md).
@@ -483,9 +486,8 @@ def export_executorch(
         size_budget: the "auto" plan's target, program size / static super-net program size (1.10; >= 1). A larger
             budget keeps more copies and rewrites fewer norms, so the sub-networks that skip pay fewer affines
             (docs/export.md, "Size against speed").
-        merge_boundaries_over: a stage shares the delegate (and cond tree) of the stage before it where the
-            activation between them is at least this many bytes per image (float programs; ``stage_groups``).
-            None: one delegate per stage.
+        merge_stages: neighbouring stages share delegates (and a cond tree) where it stays two gates deep (float
+            programs; ``stage_groups``). False: one delegate per stage.
         atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
             gate settings (rtol for quantized programs).
 
@@ -503,7 +505,7 @@ def export_executorch(
         # Quantized segments keep one stage per delegate and NCHW boundaries: the program traces a quantized
         # segment's channels-last output as contiguous while XNNPACK writes it NHWC, and the runtime rejects the
         # shape (ExecuTorch 1.5).
-        groups = stage_groups(segments, merge_boundaries_over if quantize is None else None)
+        groups = stage_groups(segments, merge_stages and quantize is None)
         if quantize is not None:
             segments = quantize(segments)
         variants = [_group_variants(segments, group) for group in groups]

@@ -11,19 +11,23 @@ Which norms are worth it depends on the shapes: late stages hold most of the wei
 feature maps, early ones the opposite. :func:`plan_norm_sharing` rewrites the norms that save the
 most bytes per activation element the affine touches, until the extra weights fit a size budget
 (mobilenet_v2_adn at 224x224: 82% of its extra copies go for 9% of the elements all rewrites touch).
+A main/skip pair can put its affine on either side, so the plan spreads them: each goes to the
+branch that keeps the worst sub-network's affine elements per FLOP lowest, instead of every one
+landing on the sub-networks that skip (the base-net paid them all).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from ..models import AdnModel, base_net, super_net
+from ..models import AdnModel, all_gates, base_net, super_net
 from ..models.context_norm import ContextBatchNorm2d
 from ..models.cost import count_params_used
 from ..models.modes import eval_mode
@@ -237,6 +241,65 @@ class SharingPlan:
     skip_pairs: frozenset[str]  # ``*_skip`` norms: = main norm + affine, in the skip branches
     extra_bytes: int  # bytes beyond the super-net's weights: convs still stored twice, plus the affines
     super_net_bytes: int  # the super-net's parameter bytes, what the budget is a multiple of
+    run_pairs: frozenset[str] = field(default_factory=frozenset)  # ``*_skip`` norms whose main norm = skip + affine
+
+    @property
+    def pairs(self) -> frozenset[str]:
+        """Every rewritten main/skip pair (named by its ``*_skip`` norm), whichever branch pays its affine."""
+        return self.skip_pairs | self.run_pairs
+
+
+def _norm_calls(model: AdnModel) -> list[tuple[int, dict[str, bool]]]:
+    """Per sub-network (every gate setting): its FLOPs and the BatchNorm2d it runs, each with whether it runs
+    after a skipped stage (an entry norm's after-skip context)."""
+    names = {module: name for name, module in model.named_modules() if isinstance(module, nn.BatchNorm2d)}
+    calls: dict[str, bool] = {}
+
+    def hook(norm: nn.Module, _: tuple[Tensor, ...]) -> None:
+        calls[names[norm]] = bool(getattr(norm, "previous", False))
+
+    handles = [m.register_forward_pre_hook(hook) for m in names]
+    per_subnet = []
+    try:
+        with eval_mode(model), torch.no_grad():
+            x = model.example_input()
+            for gates in all_gates(model.num_stages):
+                calls = {}
+                with FlopCounterMode(display=False) as counter:
+                    model(x, gates)
+                per_subnet.append((max(1, int(counter.get_total_flops())), calls))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return per_subnet
+
+
+def _spread_affines(
+    model: AdnModel, pairs: dict[str, int], contexts: dict[str, int], run_side: Collection[str]
+) -> frozenset[str]:
+    """The pairs (of ``pairs``: ``*_skip`` norm -> elements) whose affine goes to the run branches.
+
+    Largest first, each pair's affine goes to the branch that leaves the worst sub-network with the fewest affine
+    elements per FLOP (the skip branches on a tie, and always for a pair not in ``run_side``, whose reverse ratio
+    is too extreme); the after-skip contexts in ``contexts`` are paid where they run."""
+    subnets = _norm_calls(model)
+    loads = [sum(e for name, e in contexts.items() if calls.get(name)) for _, calls in subnets]
+    on_run: set[str] = set()
+
+    def worst(extra: list[int]) -> float:
+        return max((load + e) / flops for load, e, (flops, _) in zip(loads, extra, subnets))
+
+    for name, elements in sorted(pairs.items(), key=lambda kv: -kv[1]):
+        main = name[: -len("_skip")]
+        payers = {
+            branch: [elements if norm in calls else 0 for _, calls in subnets]
+            for branch, norm in (("skip", name), ("run", main))
+        }
+        branch = "run" if name in run_side and worst(payers["run"]) < worst(payers["skip"]) else "skip"
+        loads = [load + e for load, e in zip(loads, payers[branch])]
+        if branch == "run":
+            on_run.add(name)
+    return frozenset(on_run)
 
 
 def plan_norm_sharing(
@@ -249,7 +312,8 @@ def plan_norm_sharing(
     Sites are taken by bytes saved per activation element, largest first, until the extra bytes plus
     ``fixed_bytes`` (what the program adds whatever the plan, e.g. its delegates' headers) fit
     ``(size_budget - 1) x`` the super-net's parameter bytes, or ``floor_bytes`` if that is more; a site whose
-    ratio is too extreme to rewrite stays duplicated. ``size_budget=inf``: none.
+    ratio is too extreme to rewrite stays duplicated. ``size_budget=inf``: none. The chosen main/skip pairs
+    then spread their affines over the two branches (``_spread_affines``).
     """
     # (kind, site): an entry conv's ``*_skip`` norm is both a context site and one half of a main/skip pair
     sites = [("contexts", s) for s in _context_sites(model)] + [
@@ -272,4 +336,16 @@ def plan_norm_sharing(
             break
         chosen[kind].add(name)
         extra -= saved
-    return SharingPlan(frozenset(chosen["contexts"]), frozenset(chosen["skip_pairs"]), extra, super_bytes)
+    if not chosen["skip_pairs"]:
+        return SharingPlan(frozenset(chosen["contexts"]), frozenset(), extra, super_bytes)
+    elements = {name: measured.get(name, (0, 1))[1] for names in chosen.values() for name in names}
+    run_side = {s.name for s in _skip_pair_sites(model, "run") if s.affine is not None}
+    on_run = _spread_affines(
+        model,
+        {name: elements[name] for name in chosen["skip_pairs"]},
+        {name: elements[name] for name in chosen["contexts"]},
+        run_side,
+    )
+    return SharingPlan(
+        frozenset(chosen["contexts"]), frozenset(chosen["skip_pairs"] - on_run), extra, super_bytes, on_run
+    )
