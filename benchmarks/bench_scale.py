@@ -18,7 +18,9 @@ Programs, timed in one interleaved loop per model (every call once per round, sh
 Every call follows whichever call the shuffle put before it (its weights cold in cache, as an app that
 classifies now and then finds them); --warm-rounds N adds a second loop in which every timed call runs right
 after an untimed call of itself (back-to-back inference), reported under "warm"; --pair-rounds N then times
-each float gated program against each static one with no other program run ("pairs", per layout). With --out,
+each float gated program against each static one with no other program run ("pairs", per layout, in
+--pair-loads fresh loads; "static_again", a second load of the static program against the first, measures
+the method's own spread in the same run). With --out,
 the size/speed frontier of the float gated programs (size against gated/static per sub-network) is plotted
 beside the JSON as <out>_frontier.png. Ratios: of the medians
 ("gated_over_static") and the median over rounds of the two calls' ratio within a round, with its 95% CI
@@ -121,6 +123,7 @@ def cached_export(
         "export_seconds": seconds,
         "export_peak_rss_rise_bytes": peak,
         "parity_max_abs_diff": entry.get("parity_max_abs_diff", entry.get("parity")),
+        **({"stage_groups": entry["stage_groups"]} if "stage_groups" in entry else {}),
     }
     record.write_text(json.dumps(result, indent=2) + "\n")
     log(f"exported {name} in {seconds} s, peak RSS +{(peak or 0) / 1e6:.0f} MB, {result['size_bytes'] / 1e6:.2f} MB")
@@ -227,27 +230,40 @@ def pte_operators(path: str, inputs: list[torch.Tensor], runs: int) -> dict[str,
 def time_pairs(
     rt: Any, name: str, records: dict[str, dict[str, Any]], inputs: dict[str, list[torch.Tensor]], args: Any
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per float gated layout and timed sub-network: that program and the sub-network's static program alone, freshly
-    loaded, only the two run, interleaved for ``args.pair_rounds`` rounds. The per-call cost of the gates with no
-    other program run in between. Returns {layout: {gates: ...}}."""
+    """Per float gated layout and timed sub-network: that program and the sub-network's static program alone, only
+    the two run, interleaved for ``args.pair_rounds`` rounds, in ``args.pair_loads`` fresh loads of both. The
+    per-call cost of the gates with no other program run in between. Layout ``static_again`` is a second load of
+    the static program against the first: the method's own spread (a fresh load alone moves a ratio by ~1%).
+    Returns {layout: {gates: ...}}: medians and paired ratios over all rounds, and the paired median per load."""
     pairs: dict[str, dict[str, dict[str, Any]]] = {}
-    for layout in (k for k in gated_layouts(records) if k != "int8"):
+    for layout in [*(k for k in gated_layouts(records) if k != "int8"), "static_again"]:
         pairs[layout] = {}
         for g, (image, gates) in inputs.items():
-            log(f"timing {name} {g}: {layout} and static alone, {args.pair_rounds} rounds ...")
-            gated_program = rt.load_program(records[layout]["path"])
-            static_program = rt.load_program(records[f"static_{g}"]["path"])
-            gated, static = gated_program.load_method("forward"), static_program.load_method("forward")
-            calls = {
-                "gated": lambda m=gated, a=[image, gates]: m.execute(a),
-                "static": lambda m=static, a=[image]: m.execute(a),
-            }
-            timed = interleaved_latency(calls, runs=args.pair_rounds, warmup=args.warmup, keep_samples=True)
+            log(f"timing {name} {g}: {layout} and static alone, {args.pair_loads} x {args.pair_rounds} rounds ...")
+            path = records[f"static_{g}" if layout == "static_again" else layout]["path"]
+            arguments = [image] if layout == "static_again" else [image, gates]
+            samples: dict[str, list[float]] = {"gated": [], "static": []}
+            per_load = []
+            for _ in range(args.pair_loads):
+                gated_program = rt.load_program(path)
+                static_program = rt.load_program(records[f"static_{g}"]["path"])
+                gated, static = gated_program.load_method("forward"), static_program.load_method("forward")
+                calls = {
+                    "gated": lambda m=gated, a=arguments: m.execute(a),
+                    "static": lambda m=static, a=[image]: m.execute(a),
+                }
+                timed = interleaved_latency(calls, runs=args.pair_rounds, warmup=args.warmup, keep_samples=True)
+                for key in samples:
+                    samples[key] += timed[key]["samples_ms"]
+                per_load.append(paired_ratio(timed["gated"]["samples_ms"], timed["static"]["samples_ms"])["median"])
+                del gated, static, gated_program, static_program
+            gated_ms, static_ms = statistics.median(samples["gated"]), statistics.median(samples["static"])
             pairs[layout][g] = {
-                "gated_ms": timed["gated"]["median_ms"],
-                "static_ms": timed["static"]["median_ms"],
-                "gated_over_static": _ratio(timed["gated"]["median_ms"], timed["static"]["median_ms"]),
-                "gated_over_static_paired": paired_ratio(timed["gated"]["samples_ms"], timed["static"]["samples_ms"]),
+                "gated_ms": round(gated_ms, 4),
+                "static_ms": round(static_ms, 4),
+                "gated_over_static": _ratio(gated_ms, static_ms),
+                "gated_over_static_paired": paired_ratio(samples["gated"], samples["static"]),
+                "paired_median_per_load": per_load,
             }
     return pairs
 
@@ -273,6 +289,10 @@ def plot_frontier(result: dict[str, Any], path: Path) -> Path:
             paired = section["gated_over_static_paired"]
             ratios = {k: {g: v["median"] for g, v in per.items()} for k, per in paired.items()}
         ratios = {k: v for k, v in ratios.items() if k != "int8"}
+        itself = ratios.pop("static_again", None)
+        if itself:
+            low, high = min(itself.values()), max(itself.values())
+            ax.axhspan(low, high, color="0.85", label="static vs itself (pairs)")
         sizes = section["size_ratio_over_static_super"]
         gates = list(next(iter(ratios.values())))
         for index, g in enumerate(gates):
@@ -381,6 +401,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="also time the gated program against each static one with no other program run, this many rounds",
     )
     parser.add_argument(
+        "--pair-loads",
+        type=int,
+        default=5,
+        help="fresh loads of both programs per pair, each timed --pair-rounds rounds (per-load spread ~1%%)",
+    )
+    parser.add_argument(
         "--warm-rounds",
         type=int,
         default=0,
@@ -429,6 +455,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
+    if args.pair_loads < 1:
+        parser.error(f"--pair-loads: {args.pair_loads} is below 1")
     for budget in args.size_budgets:
         if not budget >= 1.0:
             parser.error(f"--size-budgets: {budget} is below 1.0 (a budget is program size / static super-net size)")
