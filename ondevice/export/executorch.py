@@ -348,13 +348,13 @@ def _segments(
     """The model's segments, norms rewritten per ``share_weights`` (None, "auto", "skip" or "run") and
     ``share_contexts``; returns them, how many norm pairs share and how many entry norms share their contexts' conv.
     """
-    contexts = None  # None: every site
-    pairs: dict[str, Collection[str] | None] = {"run": None} if share_weights == "run" else {"skip": None}
+    # Per branch side, the pairs whose affine it carries (None: every pair); contexts None: every entry norm.
+    pairs: dict[str, Collection[str] | None]
     if share_weights == "auto":
         plan = auto_sharing_plan(model, size_budget)
         contexts, pairs = plan.contexts, {"skip": plan.skip_pairs, "run": plan.run_pairs}
-    elif share_weights is None:
-        pairs = {}
+    else:
+        contexts, pairs = None, {share_weights: None} if share_weights else {}
     contexts_shared = 0
     if share_contexts or share_weights == "auto":
         model, contexts_shared, _ = share_entry_contexts(model, contexts)

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import AdnModel, all_gates, base_net, super_net
 from ..models.context_norm import ContextBatchNorm2d
-from ..models.cost import count_params_used
+from ..models.cost import count_flops, count_params_used
 from ..models.modes import eval_mode
 
 __all__ = [
@@ -261,13 +260,9 @@ def _norm_calls(model: AdnModel) -> list[tuple[int, dict[str, bool]]]:
     handles = [m.register_forward_pre_hook(hook) for m in names]
     per_subnet = []
     try:
-        with eval_mode(model), torch.no_grad():
-            x = model.example_input()
-            for gates in all_gates(model.num_stages):
-                calls = {}
-                with FlopCounterMode(display=False) as counter:
-                    model(x, gates)
-                per_subnet.append((max(1, int(counter.get_total_flops())), calls))
+        for gates in all_gates(model.num_stages):
+            calls = {}  # filled by the hooks during the FLOP count's forward pass
+            per_subnet.append((max(1, count_flops(model, gates)), calls))
     finally:
         for handle in handles:
             handle.remove()
@@ -279,9 +274,9 @@ def _spread_affines(
 ) -> frozenset[str]:
     """The pairs (of ``pairs``: ``*_skip`` norm -> elements) whose affine goes to the run branches.
 
-    Largest first, each pair's affine goes to the branch that leaves the worst sub-network with the fewest affine
-    elements per FLOP (the skip branches on a tie, and always for a pair not in ``run_side``, whose reverse ratio
-    is too extreme); the after-skip contexts in ``contexts`` are paid where they run."""
+    Largest first, each pair's affine goes to the branch that leaves the worst sub-network with the
+    fewest affine elements per FLOP (the skip branches on a tie, and always for a pair not in ``run_side``, whose
+    reverse ratio is too extreme); the after-skip contexts in ``contexts`` are paid where they run."""
     subnets = _norm_calls(model)
     loads = [sum(e for name, e in contexts.items() if calls.get(name)) for _, calls in subnets]
     on_run: set[str] = set()
@@ -336,16 +331,16 @@ def plan_norm_sharing(
             break
         chosen[kind].add(name)
         extra -= saved
-    if not chosen["skip_pairs"]:
-        return SharingPlan(frozenset(chosen["contexts"]), frozenset(), extra, super_bytes)
-    elements = {name: measured.get(name, (0, 1))[1] for names in chosen.values() for name in names}
-    run_side = {s.name for s in _skip_pair_sites(model, "run") if s.affine is not None}
-    on_run = _spread_affines(
-        model,
-        {name: elements[name] for name in chosen["skip_pairs"]},
-        {name: elements[name] for name in chosen["contexts"]},
-        run_side,
-    )
+    on_run: frozenset[str] = frozenset()
+    if chosen["skip_pairs"]:
+        elements = {name: e for _, _, e, _, name in candidates}
+        run_side = {s.name for s in _skip_pair_sites(model, "run") if s.affine is not None}
+        on_run = _spread_affines(
+            model,
+            {name: elements[name] for name in chosen["skip_pairs"]},
+            {name: elements[name] for name in chosen["contexts"]},
+            run_side,
+        )
     return SharingPlan(
         frozenset(chosen["contexts"]), frozenset(chosen["skip_pairs"] - on_run), extra, super_bytes, on_run
     )
