@@ -1,6 +1,8 @@
 """ExecuTorch export: one gated program, every heavy op on XNNPACK, parity with eager for every gate setting."""
 
 import itertools
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -178,6 +180,30 @@ def test_auto_sharing_puts_each_affine_where_the_worst_sub_network_pays_least(bu
     placements = (set(c) for k in range(len(pairs) + 1) for c in itertools.combinations(pairs, k))
     assert worst(plan.run_pairs) == pytest.approx(min(map(worst, placements)))
     assert worst(plan.run_pairs) < worst(set())
+
+
+def test_the_sharing_plan_is_the_same_in_every_process():
+    """Pairs of equal size tie; the placement must not follow Python's per-process string hashing (set order)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from test_export_executorch import tiny_model; from ondevice.export.norm_sharing import plan_norm_sharing; "
+        "p = plan_norm_sharing(tiny_model(), 1.1); print(sorted(p.skip_pairs), sorted(p.run_pairs))"
+    )
+    tests = str(Path(__file__).parent)
+    plans = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tests,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": tests},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(plans) == 1, plans
 
 
 def test_auto_sharing_leaves_a_small_program_alone_and_fits_a_large_one_in_the_budget(exported, tmp_path, monkeypatch):

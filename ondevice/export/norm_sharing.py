@@ -274,7 +274,7 @@ def _spread_affines(
 ) -> frozenset[str]:
     """The pairs (of ``pairs``: ``*_skip`` norm -> elements) whose affine goes to the run branches.
 
-    Largest first, each pair's affine goes to the branch that leaves the worst sub-network with the
+    Largest first (then by name), each pair's affine goes to the branch that leaves the worst sub-network with the
     fewest affine elements per FLOP (the skip branches on a tie, and always for a pair not in ``run_side``, whose
     reverse ratio is too extreme); the after-skip contexts in ``contexts`` are paid where they run."""
     subnets = _norm_calls(model)
@@ -284,7 +284,7 @@ def _spread_affines(
     def worst(extra: list[int]) -> float:
         return max((load + e) / flops for load, e, (flops, _) in zip(loads, extra, subnets))
 
-    for name, elements in sorted(pairs.items(), key=lambda kv: -kv[1]):
+    for name, elements in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):  # ties by name: reproducible
         main = name[: -len("_skip")]
         payers = {
             branch: [elements if norm in calls else 0 for _, calls in subnets]
