@@ -20,6 +20,7 @@ from ondevice.export.executorch import (
     _lower_to_edge,
     _segments,
     _share_mode,
+    _to_executorch,
     _write,
 )
 from ondevice.models import AdnModel, Gates, all_gates
@@ -37,7 +38,7 @@ def export_multimethod_executorch(model: AdnModel, path: str | Path, *, atol: fl
         programs = {
             subnet_name(g): torch.export.export(FixedGates(model, g).eval(), (example,), strict=True) for g in settings
         }
-        program = _lower_to_edge(programs).to_executorch()
+        program = _to_executorch(_lower_to_edge(programs))
         _check_delegated(program, "multi-method program")
         loaded = _load_program(program.buffer)
 
@@ -65,7 +66,7 @@ def export_chained_executorch(
             segment_name(i, key): torch.export.export(m, (segments.examples[i],), strict=True)
             for i, key, m in segments.items()
         }
-        program = _lower_to_edge(programs).to_executorch()
+        program = _to_executorch(_lower_to_edge(programs))
         _check_delegated(program, "chained program")
         loaded = _load_program(program.buffer)
 

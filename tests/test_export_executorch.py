@@ -122,6 +122,29 @@ def test_static_program_runs_one_sub_network(exported):
         torch.testing.assert_close(got, model(x, "FFF"), atol=PARITY_ATOL, rtol=0)
 
 
+def test_programs_read_their_inputs_in_place_and_leave_them_untouched(exported):
+    """Inputs are outside the memory plan (no copy into the arena per call): every call reads the caller's
+    current tensors, and the program never writes into them."""
+    from executorch.runtime import Runtime
+
+    model, out, _, _, _ = exported
+    for name, extra in (("model.pte", [gates_tensor("TFT", 3)]), ("static_FFF.pte", [])):
+        program = Runtime.get().load_program(out / name)
+        meta = program.metadata("forward")
+        assert [meta.input_tensor_meta(i).is_memory_planned() for i in range(meta.num_inputs())] == [False] * (
+            1 + len(extra)
+        )
+        forward = program.load_method("forward")
+        gates = "TFT" if extra else "FFF"
+        for seed in (1, 2):
+            x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+            kept = x.clone()
+            got = forward.execute([x, *extra])[0]
+            assert torch.equal(x, kept)
+            with torch.no_grad():
+                torch.testing.assert_close(got, model(x, gates), atol=PARITY_ATOL, rtol=0)
+
+
 def test_mandatory_convs_are_stored_once(exported):
     """Skip norms as main norm + affine: the gated program is barely larger than the static super-net."""
     _, _, entry, static, _ = exported

@@ -128,7 +128,7 @@ def export_exits_executorch(
     from executorch.runtime import Runtime
 
     from ..export.common import ExportError, parity_inputs
-    from ..export.executorch import _check_delegated, _lower_to_edge, _write
+    from ..export.executorch import _check_delegated, _lower_to_edge, _to_executorch, _write
     from ..export.norm_sharing import share_skip_norms
 
     if not isinstance(model, MultiExitModel):
@@ -139,7 +139,7 @@ def export_exits_executorch(
     with eval_mode(model):
         shared = share_skip_norms(model)[0] if share_weights else model
         programs, _ = _programs(model, shared)  # type: ignore[arg-type]
-        program = _lower_to_edge(programs).to_executorch()
+        program = _to_executorch(_lower_to_edge(programs))
         ops = _check_delegated(program, "multi-exit program")
         loaded = Runtime.get().load_program(program.buffer)
         methods = {name: loaded.load_method(name) for name in programs}
