@@ -13,6 +13,7 @@ from ondevice.export.common import PARITY_ATOL, ExportError
 from ondevice.export.executorch import (
     _channels_last_boundaries,
     _check_delegated,
+    _nhwc_boundaries,
     _segments,
     auto_sharing_plan,
     export_executorch,
@@ -319,7 +320,9 @@ def test_activations_cross_stage_boundaries_channels_last():
     """Between the stages of a conv network the activations cross channels-last, XNNPACK's layout (no transpose
     each way at every delegate boundary), with the same values; the image and the logits keep their layout."""
     segments, _, _ = _segments(tiny_model(), None, share_contexts=False)
-    stages, examples = _channels_last_boundaries(segments.branches, segments.examples)
+    nhwc = _nhwc_boundaries(segments.branches, segments.examples)
+    assert nhwc == [False, True, True, False]
+    stages, examples = _channels_last_boundaries(segments.branches, segments.examples, nhwc)
     assert examples[0] is segments.examples[0]
     assert all(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for x in examples[1:])
     last = len(stages) - 1
@@ -329,6 +332,19 @@ def test_activations_cross_stage_boundaries_channels_last():
                 y = module(examples[i])
                 assert torch.allclose(y, segments.branches[i][key](segments.examples[i]), atol=1e-5)
                 assert (y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)) == (i < last)
+
+
+def program_dim_orders(path) -> list[tuple[int, ...]]:
+    """The dim order of every 4D tensor of a .pte's forward plan except its inputs: the activations between
+    delegates."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    plan = deserialize_pte_binary(Path(path).read_bytes()).program.execution_plan[0]
+    return [
+        tuple(value.val.dim_order)
+        for index, value in enumerate(plan.values)
+        if index not in plan.inputs and len(getattr(value.val, "sizes", ())) == 4
+    ]
 
 
 def test_neighbouring_stages_share_a_delegate_while_the_cond_tree_stays_two_gates_deep():
@@ -362,6 +378,7 @@ def test_merged_stages_run_every_gate_setting_like_eager_pytorch(tmp_path):
     merged = export_executorch(model, tmp_path / "merged.pte")
     assert split["stage_groups"] == [[0], [1], [2]] and merged["stage_groups"] == [[0, 1], [2]]
     assert [_delegate_count(tmp_path / f) for f in ("split.pte", "merged.pte")] == [2 + 4 + 4, 4 + 4]
+    assert set(program_dim_orders(tmp_path / "merged.pte")) == {(0, 2, 3, 1)}
     forward = Runtime.get().load_program(tmp_path / "merged.pte").load_method("forward")
     x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
     for gates in all_gates(3):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 import torch
-from test_export_executorch import tiny_model
+from test_export_executorch import program_dim_orders, tiny_model
+from tiny_models import contextual_tiny_model
 
 from ondevice.bundle import export_bundle
 from ondevice.checkpoint import checkpoint_data, load_checkpoint, load_model, save_checkpoint
@@ -90,6 +91,24 @@ def test_quantized_bundle_runs_and_its_manifest_records_the_recipe(study):
         # oracle: the written int8 program, run here on the checkpoint's test split
         top1 = (program.predict(images, subnet["gates"]) == labels).float().mean().item()
         assert subnet["accuracy"]["int8-static"] == pytest.approx(top1, abs=1e-9), subnet["gates"]
+
+
+def test_int8_program_merges_stages_and_passes_activations_channels_last(tmp_path):
+    """int8-static as float: stages 0 and 1 share their delegates, every activation between delegates crosses
+    channels-last (no transpose each way; the delegate that takes the image converts it), and every sub-network
+    tracks the float model (the export itself checks each against the quantized segments run eagerly)."""
+    model = contextual_tiny_model()
+    quantize = segment_quantizer("int8-static", torch.randn(8, 1, 16, 16), progress=False)
+    path = tmp_path / "q.pte"
+    entry = export_executorch(model, path, quantize=quantize, rtol=get_recipe("int8-static").parity_rtol)
+    assert entry["stage_groups"] == [[0, 1], [2]]
+    assert set(program_dim_orders(path)) == {(0, 2, 3, 1)}
+    data = path.read_bytes()  # the runtime reads from this buffer: keep it alive
+    forward = _load_program(data).load_method("forward")
+    x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    for gates in all_gates(3):
+        out, ref = forward.execute([x, gates_tensor(gates, 3)])[0], model(x, gates)
+        assert (out - ref).abs().max() <= 0.25 * ref.abs().max(), gates
 
 
 @pytest.mark.parametrize("recipe", [r for r in EXECUTORCH_RECIPES if r != "int8-static"])

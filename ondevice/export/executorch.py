@@ -29,7 +29,7 @@ every such conv twice, ``"skip"`` shares all of them (affines in the skip branch
 the affines in the run branches. docs/export.md has the measured trade-off.
 
 A feature map that crosses from one stage's delegate to the next crosses channels-last (NHWC, as
-XNNPACK computes), so no boundary transposes it twice (float programs; see ``_channels_last_boundaries``).
+XNNPACK computes), so no boundary transposes it twice (see ``_channels_last_boundaries``).
 
 ``gates`` is an int32 tensor of shape [S], 1 = skip (the Gates convention), as
 :func:`ondevice.models.gates_tensor` builds it: int32 is the one dtype both apps' ExecuTorch tensors
@@ -118,7 +118,7 @@ def _adaptive_avg_pool_for_xnnpack(x: Tensor, output_size: Sequence[int]) -> Ten
     """``aten.adaptive_avg_pool2d`` to 1x1 as a mean over H and W.
 
     The default decomposition of a channels-last input (the activations between stages, see
-    :class:`_ChannelsLastOutput`) restores its strides with ``as_strided``, which XNNPACK does not take.
+    :class:`_ChannelsLast`) restores its strides with ``as_strided``, which XNNPACK does not take.
     """
     if list(output_size) == [1, 1]:
         return x.mean(dim=(-2, -1), keepdim=True)
@@ -209,15 +209,25 @@ def _lowered_delegates(segments: dict[str, tuple[nn.Module, Tensor]]) -> dict[st
     return delegates
 
 
-class _ChannelsLastOutput(nn.Module):
+class _ChannelsLast(nn.Module):
     """A segment whose 4D output is channels-last (NHWC in memory), the layout XNNPACK computes in: a delegate
-    boundary then passes the activation on as it is, with no NHWC -> NCHW -> NHWC transposes."""
+    boundary then passes the activation on as it is, with no NHWC -> NCHW -> NHWC transposes.
 
-    def __init__(self, segment: nn.Module) -> None:
+    ``convert_input``: the segment takes an NCHW map (the image) and converts it inside the delegate, where XNNPACK
+    transposes it for the first conv anyway. An int8 delegate with an NCHW input and an NHWC output is rejected at
+    run time (ExecuTorch 1.5: "Attempted to resize a static tensor"); one that is NHWC on both sides runs. A float
+    delegate runs either way, and is 0.2-0.3% faster letting XNNPACK transpose the image itself (mobilenet_v2_adn
+    at 224x224, paired).
+    """
+
+    def __init__(self, segment: nn.Module, convert_input: bool = False) -> None:
         super().__init__()
         self.segment = segment
+        self.convert_input = convert_input
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.convert_input:
+            x = x.to(memory_format=torch.channels_last)
         y = self.segment(x)
         return y.to(memory_format=torch.channels_last) if y.dim() == 4 else y
 
@@ -240,23 +250,34 @@ def _feeds_conv(segment: nn.Module, x: Tensor) -> bool:
     return fed
 
 
-def _channels_last_boundaries(
-    stages: list[dict[Any, nn.Module]], examples: list[Tensor]
-) -> tuple[list[dict[Any, nn.Module]], list[Tensor]]:
-    """Each delegate's variants and example input (per stage or group of stages), with every activation between
-    delegates channels-last where the next one takes it to a conv.
-
-    Inside a delegate XNNPACK computes convs in NHWC; an NCHW activation at a delegate's input or output costs a
-    transpose each way, on every boundary. A feature map that every variant of the next delegate feeds to a conv
-    crosses channels-last instead (the producing variants end in a channels-last copy, the consuming ones are
-    exported with a channels-last example); the image and the logits keep their layout.
-    """
-    nhwc = [
+def _nhwc_boundaries(stages: list[dict[Any, nn.Module]], examples: list[Tensor]) -> list[bool]:
+    """Per delegate (and one past the last), whether its input crosses channels-last: a 4D map after the first
+    delegate that every variant feeds straight to a conv. Decided on float segments, whose convs are modules."""
+    return [
         i > 0 and x.dim() == 4 and all(_feeds_conv(m, x) for m in variants.values())
         for i, (variants, x) in enumerate(zip(stages, examples))
     ] + [False]
+
+
+def _channels_last_boundaries(
+    stages: list[dict[Any, nn.Module]], examples: list[Tensor], nhwc: list[bool], quantized: bool = False
+) -> tuple[list[dict[Any, nn.Module]], list[Tensor]]:
+    """Each delegate's variants and example input (per stage or group of stages), with the activations that
+    ``nhwc`` (``_nhwc_boundaries``) marks crossing channels-last between delegates.
+
+    Inside a delegate XNNPACK computes convs in NHWC; an NCHW activation at a delegate's input or output costs a
+    transpose each way, on every boundary. A marked map crosses channels-last instead: the producing variants end
+    in a channels-last copy, the consuming ones are exported with a channels-last example. The image and the
+    logits keep their layout (a ``quantized`` delegate that takes the image and passes on a marked map converts the
+    image: ``_ChannelsLast``).
+    """
     stages = [
-        {key: _ChannelsLastOutput(m) if nhwc[i + 1] else m for key, m in variants.items()}
+        {
+            key: _ChannelsLast(m, convert_input=quantized and not nhwc[i] and examples[i].dim() == 4)
+            if nhwc[i + 1]
+            else m
+            for key, m in variants.items()
+        }
         for i, variants in enumerate(stages)
     ]
     return stages, [x.contiguous(memory_format=torch.channels_last) if nhwc[i] else x for i, x in enumerate(examples)]
@@ -496,8 +517,8 @@ def export_executorch(
         size_budget: the "auto" plan's target, program size / static super-net program size (1.10; >= 1). A larger
             budget keeps more copies and rewrites fewer norms, so the sub-networks that skip pay fewer affines
             (docs/export.md, "Size against speed").
-        merge_stages: neighbouring stages share delegates (and a cond tree) where it stays two gates deep (float
-            programs; ``stage_groups``). False: one delegate per stage.
+        merge_stages: neighbouring stages share delegates (and a cond tree) where it stays two gates deep
+            (``stage_groups``). False: one delegate per stage.
         atol, rtol: parity tolerance, max |program - eager| <= atol + rtol * max |eager| over the covering
             gate settings (rtol for quantized programs).
 
@@ -512,16 +533,13 @@ def export_executorch(
         mode = _share_mode(share_weights)
         contexts = mode is not None if share_contexts is None else share_contexts
         segments, norms_shared, contexts_shared = _segments(model, mode, contexts, size_budget)
-        # Quantized segments keep one stage per delegate and NCHW boundaries: the program traces a quantized
-        # segment's channels-last output as contiguous while XNNPACK writes it NHWC, and the runtime rejects the
-        # shape (ExecuTorch 1.5).
-        groups = stage_groups(segments, merge_stages and quantize is None)
+        groups = stage_groups(segments, merge_stages)
+        examples = [segments.examples[group[0]] for group in groups]
+        nhwc = _nhwc_boundaries([_group_variants(segments, group) for group in groups], examples)
         if quantize is not None:
             segments = quantize(segments)
         variants = [_group_variants(segments, group) for group in groups]
-        examples = [segments.examples[group[0]] for group in groups]
-        if quantize is None:
-            variants, examples = _channels_last_boundaries(variants, examples)
+        variants, examples = _channels_last_boundaries(variants, examples, nhwc, quantize is not None)
         delegates = _lowered_delegates(
             {
                 _variant_name(group, setting): (m, examples[g])
