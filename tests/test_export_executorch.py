@@ -334,12 +334,17 @@ def test_activations_cross_stage_boundaries_channels_last():
                 assert (y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last)) == (i < last)
 
 
+def _forward_plan(path):
+    """The serialized execution plan of a .pte's forward method."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    return deserialize_pte_binary(Path(path).read_bytes()).program.execution_plan[0]
+
+
 def program_dim_orders(path) -> list[tuple[int, ...]]:
     """The dim order of every 4D tensor of a .pte's forward plan except its inputs: the activations between
     delegates."""
-    from executorch.exir._serialize._program import deserialize_pte_binary
-
-    plan = deserialize_pte_binary(Path(path).read_bytes()).program.execution_plan[0]
+    plan = _forward_plan(path)
     return [
         tuple(value.val.dim_order)
         for index, value in enumerate(plan.values)
@@ -364,9 +369,7 @@ def test_neighbouring_stages_share_a_delegate_while_the_cond_tree_stays_two_gate
 
 
 def _delegate_count(path) -> int:
-    from executorch.exir._serialize._program import deserialize_pte_binary
-
-    return len(deserialize_pte_binary(path.read_bytes()).program.execution_plan[0].delegates)
+    return len(_forward_plan(path).delegates)
 
 
 def test_merged_stages_run_every_gate_setting_like_eager_pytorch(tmp_path):

@@ -535,10 +535,11 @@ def export_executorch(
         segments, norms_shared, contexts_shared = _segments(model, mode, contexts, size_budget)
         groups = stage_groups(segments, merge_stages)
         examples = [segments.examples[group[0]] for group in groups]
-        nhwc = _nhwc_boundaries([_group_variants(segments, group) for group in groups], examples)
+        variants = [_group_variants(segments, group) for group in groups]
+        nhwc = _nhwc_boundaries(variants, examples)
         if quantize is not None:
             segments = quantize(segments)
-        variants = [_group_variants(segments, group) for group in groups]
+            variants = [_group_variants(segments, group) for group in groups]
         variants, examples = _channels_last_boundaries(variants, examples, nhwc, quantize is not None)
         delegates = _lowered_delegates(
             {
