@@ -200,6 +200,20 @@ def litert_in_place(runner: Any, image: Any) -> Callable[[], Any]:
     return call
 
 
+def litert_calls(path: str, gates: list[Gates], image: torch.Tensor, threads: int) -> dict[str, Callable[[], Any]]:
+    """A fresh LiteRT interpreter of ``path``: per timed sub-network, a call that reads the image in place, each
+    checked against a copying call after the others ran (no signature's call overwrites another's input)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=threads)
+    runners = [interpreter.get_signature_runner(subnet_name(g)) for g in gates]
+    expected = [runner(image=image.numpy())[OUTPUT_NAME] for runner in runners]
+    in_place = [litert_in_place(runner, image.numpy()) for runner in runners]
+    if any(not (call() == logits).all() for call, logits in zip(in_place, expected)):
+        raise RuntimeError("a LiteRT call without the input copy gave other logits than with it")
+    return {str(g): call for g, call in zip(gates, in_place)}
+
+
 def gated_layouts(records: dict[str, dict[str, Any]]) -> list[str]:
     """The programs that take ``(image, gates)``: every record but the static ones and LiteRT."""
     return [k for k in records if not k.startswith("static_") and k != "litert"]
@@ -532,16 +546,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             method = rt.load_program(records[name][f"static_{g}"]["path"]).load_method("forward")
             calls[f"{name}/static/{g}"] = lambda m=method, a=[image]: m.execute(a)
         if "litert" in records[name]:
-            from ai_edge_litert.interpreter import Interpreter
-
-            interpreter = Interpreter(model_path=records[name]["litert"]["path"], num_threads=args.threads)
-            runners = [interpreter.get_signature_runner(subnet_name(g)) for g in gates]
-            expected = [runner(image=image.numpy())[OUTPUT_NAME] for runner in runners]
-            in_place = [litert_in_place(runner, image.numpy()) for runner in runners]
-            # each checked after the others ran: no signature's call overwrites another's input
-            if any(not (call() == logits).all() for call, logits in zip(in_place, expected)):
-                raise RuntimeError("a LiteRT call without the input copy gave other logits than with it")
-            calls.update({f"{name}/litert/{g}": call for g, call in zip(gates, in_place)})
+            litert = litert_calls(records[name]["litert"]["path"], gates, image, args.threads)
+            calls.update({f"{name}/litert/{g}": call for g, call in litert.items()})
         log(f"timing {name}: {len(calls)} calls x {args.rounds} rounds, {threads} thread(s) ...")
         latency = interleaved_latency(calls, runs=args.rounds, warmup=args.warmup, keep_samples=True)
         peak = 2 * MATMUL_N**3 / latency["matmul"]["median_ms"] / 1e6

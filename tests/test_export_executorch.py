@@ -1,7 +1,10 @@
 """ExecuTorch export: one gated program, every heavy op on XNNPACK, parity with eager for every gate setting."""
 
 import itertools
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ from ondevice.export.executorch import (
 from ondevice.export.norm_sharing import plan_norm_sharing, share_skip_norms
 from ondevice.models import Gates, all_gates, build_model, covering_gates, gates_tensor, model_segments
 
+ROOT = Path(__file__).resolve().parent.parent
 GATE_PLUMBING = {"aten::ne.Scalar_out", "aten::select_copy.int_out"}
 
 
@@ -389,3 +393,87 @@ def test_merged_stages_run_every_gate_setting_like_eager_pytorch(tmp_path):
             got, want = forward.execute([x, gates_tensor(gates, 3)])[0], model(x, gates)
         torch.testing.assert_close(got, want, atol=PARITY_ATOL, rtol=0)
     assert merged["size_bytes"] == pytest.approx(split["size_bytes"], rel=0.05)  # the variants share their weights
+
+
+# Calls a program under bench_runtime_calls.py's interposer, in a child process: the interposer has to be preloaded
+# before the ExecuTorch backend library is loaded.
+INTERPOSED_CALLS = """
+import json, sys
+import torch
+from bench_runtime_calls import CallCosts
+from executorch.runtime import Runtime
+from ondevice.models import Gates, all_gates, gates_tensor
+
+library, program, gates, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+costs = CallCosts(library)
+method = Runtime.get().load_program(program).load_method("forward")
+x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+arguments = [x, gates_tensor(Gates.parse(gates, len(gates)), len(gates))]
+method.execute(arguments)
+out = {}
+for skip in (False, True):
+    costs.skip_unchanged_reshape(skip)
+    costs.reset()
+    logits = [method.execute(arguments)[0] for _ in range(calls)]
+    out[str(skip)] = {
+        "counts": {k: v[1] for k, v in costs.read().items()},
+        "invoke_us": costs.read()["invoke"][0],
+        "logits": [t.tolist() for t in logits],
+    }
+# Every delegate reshaped once (every gate setting run), then a fresh load after the first is freed, skipping on: its
+# runtimes may take the freed ones' addresses, and each must still be reshaped before its first call.
+every = [[x, gates_tensor(g, len(gates))] for g in all_gates(len(gates))]
+for setting in every:
+    method.execute(setting)
+del method
+costs.reset()
+method = Runtime.get().load_program(program).load_method("forward")
+out["reloaded"] = {"logits": [method.execute(setting)[0].tolist() for setting in every]}
+out["reloaded"]["counts"] = {k: v[1] for k, v in costs.read().items()}
+print(json.dumps(out))
+"""
+
+
+def test_the_benchmarks_interposer_sees_every_xnnpack_runtime_call_and_a_skipped_reshape_keeps_the_logits(
+    exported, tmp_path
+):
+    """benchmarks/xnn_call_costs.c, the instrument of bench_runtime_calls.py: preloaded, it must see every XNNPACK
+    runtime call of the ExecuTorch runtime, and skipping an unchanged reshape must leave the logits as eager PyTorch
+    computes them, also in a fresh load whose runtimes may reuse freed ones' addresses."""
+    model, out, entry, _, _ = exported
+    program = out / "model.pte"
+    assert entry["stage_groups"] == [[0, 1], [2]]  # two delegates run per call
+    library = tmp_path / "xnn_call_costs.so"
+    source = ROOT / "benchmarks" / "xnn_call_costs.c"
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"], check=True)
+    env = {
+        **os.environ,
+        "LD_PRELOAD": str(library),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]),
+    }
+    calls, gates = 3, "TFT"
+    done = subprocess.run(
+        [sys.executable, "-c", INTERPOSED_CALLS, str(library), str(program), gates, str(calls)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # Each call reshapes, sets up and invokes both delegates it runs; skipping turns every reshape into a skip.
+    n = 2 * calls
+    assert result["False"]["counts"] == {"reshape": n, "setup": n, "invoke": n, "skipped": 0, "refused": 0}
+    assert result["True"]["counts"] == {"reshape": 0, "setup": n, "invoke": n, "skipped": n, "refused": 0}
+    assert result["False"]["invoke_us"] > 0
+    with torch.no_grad():
+        want = model(torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(5)), Gates.parse(gates, 3))
+    for run in ("False", "True"):
+        for logits in result[run]["logits"]:
+            torch.testing.assert_close(torch.tensor(logits), want, atol=PARITY_ATOL, rtol=0)
+    x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+    for setting, logits in zip(all_gates(3), result["reloaded"]["logits"], strict=True):
+        with torch.no_grad():
+            torch.testing.assert_close(torch.tensor(logits), model(x, setting), atol=PARITY_ATOL, rtol=0)
+    assert result["reloaded"]["counts"]["skipped"] > 0  # the reload's second use of a delegate skips its reshape
+    assert result["reloaded"]["counts"]["refused"] == 0  # and no runtime was left unshaped
