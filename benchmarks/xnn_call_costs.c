@@ -25,7 +25,8 @@ static int skip_unchanged_reshape;
 
 static const uint64_t EMPTY = 1469598103934665603ull; /* FNV-1a offset basis: no shape seen */
 
-/* Per runtime: a hash of the input shapes given since its last reshape, and the hash its last reshape saw. */
+/* Per runtime: a hash of the input shapes given since its last reshape, the hash its last reshape saw, and whether
+ * its last reshape was skipped (so that a setup XNNPACK refuses can reshape it after all). */
 static struct {
   void* runtime;
   uint64_t pending;
@@ -77,13 +78,19 @@ int xnn_reshape_external_value(void* runtime, uint32_t id, size_t num_dims, cons
   return status;
 }
 
+/* Calls a runtime function of XNNPACK's, adding its time and one call to ``counter``. */
+static int timed(runtime_fn real, void* runtime, int counter) {
+  double start = now_ns();
+  int status = real(runtime);
+  nanoseconds[counter] += now_ns() - start;
+  calls[counter]++;
+  return status;
+}
+
 static int reshape(void* runtime, int i, uint64_t shapes) {
   static runtime_fn real;
   if (!real) real = (runtime_fn)original("xnn_reshape_runtime");
-  double start = now_ns();
-  int status = real(runtime);
-  nanoseconds[RESHAPE] += now_ns() - start;
-  calls[RESHAPE]++;
+  int status = timed(real, runtime, RESHAPE);
   if (i >= 0) runtimes[i].reshaped = status == 0 ? shapes : 0, runtimes[i].skipped_last = 0;
   return status;
 }
@@ -128,11 +135,7 @@ int xnn_setup_runtime_v2(void* runtime, size_t num_external_values, const void* 
 int xnn_invoke_runtime(void* runtime) {
   static runtime_fn real;
   if (!real) real = (runtime_fn)original("xnn_invoke_runtime");
-  double start = now_ns();
-  int status = real(runtime);
-  nanoseconds[INVOKE] += now_ns() - start;
-  calls[INVOKE]++;
-  return status;
+  return timed(real, runtime, INVOKE);
 }
 
 /* The Python side: read and reset the counters (reshape, setup, invoke, skipped, refused), switch skipping on or off. */
