@@ -82,6 +82,10 @@ class CallCosts:
         self._lib.xnn_call_costs_read(self._ns, self._calls)
         return {k: (self._ns[i] / 1e3, int(self._calls[i])) for i, k in enumerate(COUNTERS)}
 
+    def shaped_runtimes(self) -> int:
+        """How many live XNNPACK runtimes the interposer holds a reshape for (it forgets a deleted runtime)."""
+        return self._lib.xnn_call_costs_shaped_runtimes()
+
 
 def per_call(costs: CallCosts, call: Callable[[], Any], calls: int, warmup: int) -> dict[str, Any]:
     """One program call alone, ``calls`` times: the medians over calls of its time, of the microseconds it spends in

@@ -138,7 +138,8 @@ int xnn_invoke_runtime(void* runtime) {
   return timed(real, runtime, INVOKE);
 }
 
-/* The Python side: read and reset the counters (reshape, setup, invoke, skipped, refused), switch skipping on or off. */
+/* The Python side: read and reset the counters (reshape, setup, invoke, skipped, refused), switch skipping on or off,
+ * count the runtimes that hold a reshape (a deleted runtime holds none). */
 void xnn_call_costs_read(double* ns, uint64_t* counts) {
   for (int k = 0; k < COUNTERS; k++) {
     ns[k] = nanoseconds[k];
@@ -151,3 +152,9 @@ void xnn_call_costs_reset(void) {
 }
 
 void xnn_call_costs_skip_unchanged_reshape(int on) { skip_unchanged_reshape = on; }
+
+int xnn_call_costs_shaped_runtimes(void) {
+  int shaped = 0;
+  for (int i = 0; i < MAX_RUNTIMES && runtimes[i].runtime != NULL; i++) shaped += runtimes[i].reshaped != 0;
+  return shaped;
+}

@@ -398,7 +398,7 @@ def test_merged_stages_run_every_gate_setting_like_eager_pytorch(tmp_path):
 # Calls a program under bench_runtime_calls.py's interposer, in a child process: the interposer has to be preloaded
 # before the ExecuTorch backend library is loaded.
 INTERPOSED_CALLS = """
-import json, sys
+import gc, json, sys
 import torch
 from bench_runtime_calls import CallCosts
 from executorch.runtime import Runtime
@@ -425,7 +425,10 @@ for skip in (False, True):
 every = [[x, gates_tensor(g, len(gates))] for g in all_gates(len(gates))]
 for setting in every:
     method.execute(setting)
+shaped = costs.shaped_runtimes()
 del method
+gc.collect()
+out["shaped_runtimes"] = [shaped, costs.shaped_runtimes()]
 costs.reset()
 method = Runtime.get().load_program(program).load_method("forward")
 out["reloaded"] = {"logits": [method.execute(setting)[0].tolist() for setting in every]}
@@ -474,5 +477,7 @@ def test_the_benchmarks_interposer_sees_every_xnnpack_runtime_call_and_a_skipped
                 torch.testing.assert_close(torch.tensor(logits), want, atol=PARITY_ATOL, rtol=0)
         for setting, logits in zip(all_gates(3), result["reloaded"]["logits"], strict=True):
             torch.testing.assert_close(torch.tensor(logits), model(x, setting), atol=PARITY_ATOL, rtol=0)
+    # All six delegates (four for stages 0+1, two for stage 2) held a reshape; freeing the method forgot every one.
+    assert result["shaped_runtimes"] == [6, 0]
     assert result["reloaded"]["counts"]["skipped"] > 0  # the reload's second use of a delegate skips its reshape
     assert result["reloaded"]["counts"]["refused"] == 0  # and no runtime was left unshaped
