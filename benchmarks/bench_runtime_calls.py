@@ -10,7 +10,8 @@ the ExecuTorch backend library calls through its PLT, and times them), and for e
 
   per_call   each program and timed sub-network alone (the static, gated and int8 programs): microseconds per
              call in reshape (with xnn_reshape_external_value), setup and invoke, the call's median, and what is
-             left (the method's own instructions, the delegate's argument handling and the Python binding)
+             left (the method's own instructions, the delegate's argument handling, and the Python binding's
+             execute and output copy: inputs are bound once, bench_scale.bound_calls)
   blocks     --blocks interleaved loops (shuffled, 1 thread), each over fresh loads: the static and gated programs
              as the runtime runs them, other loads of the same with the reshape skipped when no input shape changed
              (an experiment: what a LiteRT-like call path would give; the logits are checked equal both ways
@@ -37,7 +38,15 @@ from typing import Any
 
 import torch
 from bench_export import bench_model, print_json
-from bench_scale import export_all, litert_available, litert_calls, log, paired_ratio, timed_gates
+from bench_scale import (
+    bound_calls,
+    export_all,
+    litert_available,
+    litert_calls,
+    log,
+    paired_ratio,
+    timed_gates,
+)
 
 from ondevice.models import gates_tensor
 from ondevice.profile import interleaved_latency
@@ -89,7 +98,7 @@ class CallCosts:
 
 def per_call(costs: CallCosts, call: Callable[[], Any], calls: int, warmup: int) -> dict[str, Any]:
     """One program call alone, ``calls`` times: the medians over calls of its time, of the microseconds it spends in
-    each XNNPACK runtime function and of the rest (the method's own instructions and the Python binding)."""
+    each XNNPACK runtime function and of the rest (the method's own instructions and the Python binding's)."""
     costs.skip_unchanged_reshape(False)
     for _ in range(warmup):
         call()
@@ -134,11 +143,11 @@ def load_programs(
     for layout in layouts:
         if layout == "static":
             methods = {g: rt.load_program(records[f"static_{g}"]["path"]).load_method("forward") for g in gates}
-            programs[layout] = {str(g): lambda m=methods[g], a=[image]: m.execute(a) for g in gates}
+            programs[layout] = {str(g): bound_calls(methods[g], image)[0] for g in gates}
         else:
             method = rt.load_program(records[layout]["path"]).load_method("forward")
-            arguments = {g: [image, gates_tensor(g, num_stages)] for g in gates}
-            programs[layout] = {str(g): lambda m=method, a=arguments[g]: m.execute(a) for g in gates}
+            bound = bound_calls(method, image, [gates_tensor(g, num_stages) for g in gates])
+            programs[layout] = {str(g): call for g, call in zip(gates, bound)}
     return programs
 
 

@@ -13,17 +13,16 @@ Programs, timed in one interleaved loop per model (every call once per round, sh
   gated_budget<B>    the "auto" plan with another size budget B (--size-budgets 1.2 1.5): the size/speed frontier
   static             one program per timed sub-network (no cond, one delegate)
   int8               the gated program with the int8-static recipe (PT2E, XNNPACK quantizer; random calibration)
-  litert             one .tflite, one signature per timed sub-network (when the litert extra is installed), its
-                     image read in place like the ExecuTorch programs' (``litert_in_place``)
+  litert             one .tflite, one signature per timed sub-network (when the litert extra is installed)
   matmul             a single-thread fp32 torch matmul (1024^3) in each model's loop, the compute peak of this core
-Every call follows whichever call the shuffle put before it (its weights cold in cache, as an app that
-classifies now and then finds them); --warm-rounds N adds a second loop in which every timed call runs right
-after an untimed call of itself (back-to-back inference), reported under "warm"; --pair-rounds N then times
-each float gated program against each static one with no other program run ("pairs", per layout, in
---pair-loads fresh loads; "static_again", a second load of the static program against the first, measures
-the method's own spread in the same run). With --out,
-the size/speed frontier of the float gated programs (size against gated/static per sub-network) is plotted
-beside the JSON as <out>_frontier.png. Ratios: of the medians
+Every program's inputs are bound once (``bound_calls``, ``litert_in_place``): a timed call executes and reads the
+logits (a gated call first writes its gates). Every call follows whichever call the shuffle put before it (its
+weights cold in cache, as an app that classifies now and then finds them); --warm-rounds N adds a second loop in
+which every timed call runs right after an untimed call of itself (back-to-back inference), reported under "warm";
+--pair-rounds N then times each float gated program against each static one with no other program run ("pairs", per
+layout, in --pair-loads fresh loads; "static_again", a second load of the static program against the first, measures
+the method's own spread in the same run). With --out, the size/speed frontier of the float gated programs (size
+against gated/static per sub-network) is plotted beside the JSON as <out>_frontier.png. Ratios: of the medians
 ("gated_over_static") and the median over rounds of the two calls' ratio within a round, with its 95% CI
 ("gated_over_static_paired": both calls meet the same machine state, so it is the tighter one).
 Exports are cached in --cache (program + export time + peak RSS rise), so a rerun only times;
@@ -183,6 +182,31 @@ def export_all(model: AdnModel, name: str, cache: Path, args: argparse.Namespace
     return {k: v for k, v in records.items() if v is not None}
 
 
+def bound_calls(method: Any, image: torch.Tensor, gates: list[torch.Tensor] | None = None) -> list[Callable[[], Any]]:
+    """Calls of a loaded ExecuTorch method with its inputs bound once, the treatment LiteRT's calls get
+    (``litert_in_place``): a call only executes and reads the logits, where ``Method.execute`` would first convert
+    its inputs in the Python binding again (~11 us a call). A static program (``gates`` None) gets one call; a
+    gated one a call per gates tensor, each first writing its gates into the bound gates input (switching the
+    sub-network). ``executorch.runtime.Method`` has no public way to bind inputs, so this uses the binding under
+    it; each call is checked against ``Method.execute`` with the same inputs."""
+    arguments = [[image]] if gates is None else [[image, g] for g in gates]
+    expected = [method.execute(a)[0] for a in arguments]
+    binding = method._method
+    bound = [t.clone() if i else t for i, t in enumerate(arguments[0])]  # the image itself, a gates tensor of its own
+    binding.set_inputs(bound)
+
+    def call(inputs: list[torch.Tensor]) -> Any:
+        if len(inputs) > 1:
+            bound[1].copy_(inputs[1])
+        binding.execute()
+        return binding.get_outputs()
+
+    calls = [lambda a=a: call(a) for a in arguments]
+    if any(not torch.equal(c()[0], e) for c, e in zip(calls, expected)):
+        raise RuntimeError("an ExecuTorch call with its inputs bound once gave other logits than Method.execute")
+    return calls
+
+
 def litert_in_place(runner: Any, image: Any) -> Callable[[], Any]:
     """A LiteRT signature call that reads its image where it lies, the treatment the ExecuTorch programs get (their
     inputs are outside the memory plan): the image is written into the signature's input tensor once, as an app's
@@ -273,7 +297,6 @@ def time_pairs(
         for g, (image, gates) in inputs.items():
             log(f"timing {name} {g}: {layout} and static alone, {args.pair_loads} x {args.pair_rounds} rounds ...")
             path = records[f"static_{g}" if layout == "static_again" else layout]["path"]
-            arguments = [image] if layout == "static_again" else [image, gates]
             samples: dict[str, list[float]] = {"gated": [], "static": []}
             per_load = []
             for _ in range(args.pair_loads):
@@ -281,8 +304,8 @@ def time_pairs(
                 static_program = rt.load_program(records[f"static_{g}"]["path"])
                 gated, static = gated_program.load_method("forward"), static_program.load_method("forward")
                 calls = {
-                    "gated": lambda m=gated, a=arguments: m.execute(a),
-                    "static": lambda m=static, a=[image]: m.execute(a),
+                    "gated": bound_calls(gated, image, None if layout == "static_again" else [gates])[0],
+                    "static": bound_calls(static, image)[0],
                 }
                 timed = interleaved_latency(calls, runs=args.pair_rounds, warmup=args.warmup, keep_samples=True)
                 for key in samples:
@@ -540,11 +563,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for layout in gated_layouts(records[name]):
             if layout in records[name]:
                 method = rt.load_program(records[name][layout]["path"]).load_method("forward")
-                for g in gates:
-                    calls[f"{name}/{layout}/{g}"] = lambda m=method, a=inputs[name][str(g)]: m.execute(a)
+                bound = bound_calls(method, image, [inputs[name][str(g)][1] for g in gates])
+                calls |= {f"{name}/{layout}/{g}": call for g, call in zip(gates, bound)}
         for g in gates:
             method = rt.load_program(records[name][f"static_{g}"]["path"]).load_method("forward")
-            calls[f"{name}/static/{g}"] = lambda m=method, a=[image]: m.execute(a)
+            calls[f"{name}/static/{g}"] = bound_calls(method, image)[0]
         if "litert" in records[name]:
             litert = litert_calls(records[name]["litert"]["path"], gates, image, args.threads)
             calls.update({f"{name}/litert/{g}": call for g, call in litert.items()})

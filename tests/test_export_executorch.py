@@ -481,3 +481,24 @@ def test_the_benchmarks_interposer_sees_every_xnnpack_runtime_call_and_a_skipped
     assert result["shaped_runtimes"] == [6, 0]
     assert result["reloaded"]["counts"]["skipped"] > 0  # the reload's second use of a delegate skips its reshape
     assert result["reloaded"]["counts"]["refused"] == 0  # and no runtime was left unshaped
+
+
+def test_the_benchmarks_bound_calls_give_each_sub_networks_logits(exported, monkeypatch):
+    """bench_scale.bound_calls, the ExecuTorch calls every scale benchmark times: inputs bound once, each gated call
+    must run its own sub-network (it writes its gates into the bound input), interleaved in any order, and a static
+    program's call its one sub-network, all as eager PyTorch computes them."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from bench_scale import bound_calls
+    from executorch.runtime import Runtime
+
+    model, out, _, _, _ = exported
+    x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(6))
+    settings = list(all_gates(3))
+    gated = Runtime.get().load_program(str(out / "model.pte")).load_method("forward")
+    calls = bound_calls(gated, x, [gates_tensor(g, 3) for g in settings])
+    static = bound_calls(Runtime.get().load_program(str(out / "static_FFF.pte")).load_method("forward"), x)
+    assert len(calls) == len(settings) and len(static) == 1
+    with torch.no_grad():
+        for i in [*range(len(settings)), *reversed(range(len(settings)))]:
+            torch.testing.assert_close(calls[i]()[0], model(x, settings[i]), atol=PARITY_ATOL, rtol=0)
+        torch.testing.assert_close(static[0]()[0], model(x, Gates.parse("FFF", 3)), atol=PARITY_ATOL, rtol=0)
