@@ -483,7 +483,7 @@ def test_the_benchmarks_interposer_sees_every_xnnpack_runtime_call_and_a_skipped
     assert result["reloaded"]["counts"]["refused"] == 0  # and no runtime was left unshaped
 
 
-def test_the_benchmarks_bound_calls_give_each_sub_networks_logits(exported, monkeypatch):
+def test_the_benchmarks_bound_calls_give_each_sub_network_its_logits(exported, monkeypatch):
     """bench_scale.bound_calls, the ExecuTorch calls every scale benchmark times: inputs bound once, each gated call
     must run its own sub-network (it writes its gates into the bound input), interleaved in any order, and a static
     program's call its one sub-network, all as eager PyTorch computes them."""
