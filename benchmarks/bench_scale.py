@@ -189,19 +189,19 @@ def bound_calls(method: Any, image: torch.Tensor, gates: list[torch.Tensor] | No
     gated one a call per gates tensor, each first writing its gates into the bound gates input (switching the
     sub-network). ``executorch.runtime.Method`` has no public way to bind inputs, so this uses the binding under
     it; each call is checked against ``Method.execute`` with the same inputs."""
-    arguments = [[image]] if gates is None else [[image, g] for g in gates]
-    expected = [method.execute(a)[0] for a in arguments]
+    settings = [None] if gates is None else gates
+    expected = [method.execute([image] if g is None else [image, g])[0] for g in settings]
+    bound = [image] if gates is None else [image, gates[0].clone()]  # the image itself, a gates tensor of its own
     binding = method._method
-    bound = [t.clone() if i else t for i, t in enumerate(arguments[0])]  # the image itself, a gates tensor of its own
     binding.set_inputs(bound)
 
-    def call(inputs: list[torch.Tensor]) -> Any:
-        if len(inputs) > 1:
-            bound[1].copy_(inputs[1])
+    def call(g: torch.Tensor | None) -> Any:
+        if g is not None:
+            bound[1].copy_(g)
         binding.execute()
         return binding.get_outputs()
 
-    calls = [lambda a=a: call(a) for a in arguments]
+    calls = [lambda g=g: call(g) for g in settings]
     if any(not torch.equal(c()[0], e) for c, e in zip(calls, expected)):
         raise RuntimeError("an ExecuTorch call with its inputs bound once gave other logits than Method.execute")
     return calls
